@@ -1,0 +1,1 @@
+"""Command groups of the `qroute` CLI; each module has `register(app)`."""
