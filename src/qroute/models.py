@@ -273,7 +273,9 @@ DeadLetterReason = Literal[
     "schema_violation",
     "oversize",
     "unknown_model",
+    "processing_error",
 ]
+"""Why a record was dead-lettered. `processing_error`: the worker's processor raised twice (a bug)."""
 
 
 class DeadLetter(_Wire):
