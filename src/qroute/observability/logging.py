@@ -1,0 +1,165 @@
+"""Structured logs: one JSON object per line, job context on every line, no secrets.
+
+qroute code logs with `structlog.get_logger(__name__)` and binds job context
+once per job (`job_context(job)`, or `structlog.contextvars.bound_contextvars`).
+Contextvars are copied per asyncio task, so concurrent jobs never see each
+other's ids. Libraries that log through the standard `logging` module
+(aiokafka, aiohttp, httpx) go through the same formatter, so every line on the
+stream has one shape.
+
+Never log prompts, outputs or keys. `drop_forbidden_keys` is a safety net that
+removes such keys from every event (nested dicts included); it cannot see
+inside a free-text message, so do not format payloads into messages either.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Final, TextIO
+
+import structlog
+from structlog.contextvars import bound_contextvars
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from qroute.models import Job
+
+FORBIDDEN_KEYS: Final[frozenset[str]] = frozenset(
+    {
+        "prompt",
+        "messages",
+        "content",
+        "output",
+        "text",
+        "system",
+        "api_key",
+        "authorization",
+        "key",
+        "password",
+        "secret",
+    }
+)
+"""Keys dropped from every log event (compared lower-cased, `-` read as `_`)."""
+
+FORBIDDEN_SUFFIXES: Final = ("_api_key", "_password", "_secret")
+"""Key endings dropped too: `x_api_key`, `sasl_password`, `client_secret`…"""
+
+_HANDLER_MARK = "_qroute_handler"
+
+
+def _forbidden(key: str) -> bool:
+    norm = key.lower().replace("-", "_")
+    return norm in FORBIDDEN_KEYS or norm.endswith(FORBIDDEN_SUFFIXES)
+
+
+def _scrub(value: Any) -> Any:
+    """A copy of `value` without forbidden keys in any nested dict."""
+    if isinstance(value, Mapping):
+        return {k: _scrub(v) for k, v in value.items() if not (isinstance(k, str) and _forbidden(k))}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def drop_forbidden_keys(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: remove prompt/output/secret-bearing keys from the event, at any depth."""
+    for key in [k for k in event_dict if _forbidden(k)]:
+        del event_dict[key]
+    for key, value in event_dict.items():
+        if isinstance(value, Mapping | list | tuple):
+            event_dict[key] = _scrub(value)
+    return event_dict
+
+
+def _json_default(value: object) -> object:
+    """Exact forms for the types qroute logs that json cannot encode; repr for the rest."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return repr(value)
+
+
+def _shared_processors() -> list[Processor]:
+    """What every event gets, whether from structlog or from a stdlib logger."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+        drop_forbidden_keys,
+    ]
+
+
+def _renderers(json: bool) -> list[Processor]:
+    # Both traceback renderers default to printing frame locals, which may hold
+    # prompts or keys: turn that off explicitly.
+    if json:
+        transformer = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        return [
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.ExceptionRenderer(transformer),
+            structlog.processors.JSONRenderer(default=_json_default),
+        ]
+    return [
+        structlog.dev.ConsoleRenderer(
+            colors=False,
+            exception_formatter=structlog.dev.plain_traceback,
+        )
+    ]
+
+
+def configure_logging(*, json: bool = True, level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Route structlog and stdlib logging to one handler on `stream` (default stderr).
+
+    JSON lines by default (for collectors); `json=False` gives a plain console
+    format for people at a terminal. Safe to call again: it replaces the
+    handler it installed before and leaves other handlers (pytest's) alone.
+    stderr keeps stdout free for command output such as `qroute submit`.
+    """
+    numeric = logging.getLevelNamesMapping().get(level.upper())
+    if numeric is None:
+        raise ValueError(f"unknown log level {level!r}")
+
+    shared = _shared_processors()
+    # Loggers are not cached: caching would pin the processor chain at first
+    # use and defeat reconfiguration (and structlog.testing.capture_logs).
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            drop_forbidden_keys,
+            *_renderers(json),
+        ],
+    )
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(formatter)
+    setattr(handler, _HANDLER_MARK, True)
+
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(numeric)
+
+
+def job_context(job: Job) -> AbstractContextManager[None]:
+    """Bind the job's ids (never its content) to every log line inside the block."""
+    return bound_contextvars(job_id=job.id, tenant=job.tenant, batch_id=job.batch_id)
