@@ -1,0 +1,83 @@
+"""`qroute topics create|check`: make or verify the topics a qroute deployment needs."""
+
+from __future__ import annotations
+
+import asyncio
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from aiokafka.errors import KafkaError
+
+from qroute import config
+from qroute.config import Settings
+from qroute.kafka import KafkaConfigError
+from qroute.worker.topics import TopicAdminError, create_topics, missing_topics, required_topics
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", exists=True, dir_okay=False, help="qroute.toml to read."),
+]
+BootstrapOption = Annotated[
+    str | None,
+    typer.Option("--bootstrap", "-b", help="host:port of the broker; overrides kafka.bootstrap_servers."),
+]
+
+
+def _load_settings(path: Path | None) -> Settings:
+    """Settings through the shared loader when present; otherwise the TOML file as-is, or defaults."""
+    loader = getattr(config, "load_settings", None)
+    if callable(loader):
+        loaded = loader(path)
+        if not isinstance(loaded, Settings):
+            raise TypeError(f"load_settings returned {type(loaded).__name__}, not Settings")
+        return loaded
+    if path is None:
+        return Settings()
+    with path.open("rb") as file:
+        return Settings.model_validate(tomllib.load(file))
+
+
+def settings_for(path: Path | None, bootstrap: str | None) -> Settings:
+    """Settings from the file and environment, with `--bootstrap` applied on top."""
+    settings = _load_settings(path)
+    if bootstrap:
+        kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
+        settings = settings.model_copy(update={"kafka": kafka})
+    return settings
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    topics_app = typer.Typer(help="Create or check the Kafka topics qroute uses.", no_args_is_help=True)
+    app.add_typer(topics_app, name="topics")
+
+    @topics_app.command("create")
+    def create(config_path: ConfigOption = None, bootstrap: BootstrapOption = None) -> None:
+        """Create the missing topics (jobs, results, costs, DLQ, delay tiers); existing ones are kept."""
+        settings = settings_for(config_path, bootstrap)
+        try:
+            created = asyncio.run(create_topics(settings))
+        except (KafkaConfigError, KafkaError, TopicAdminError) as exc:
+            raise _fail(str(exc) or type(exc).__name__) from None
+        for spec in required_topics(settings):
+            state = "created" if spec.name in created else "exists"
+            typer.echo(f"{state:8} {spec.name} (partitions={spec.partitions}, rf={spec.replication_factor})")
+
+    @topics_app.command("check")
+    def check(config_path: ConfigOption = None, bootstrap: BootstrapOption = None) -> None:
+        """List missing topics; exit code 1 when any is missing."""
+        settings = settings_for(config_path, bootstrap)
+        try:
+            missing = asyncio.run(missing_topics(settings))
+        except (KafkaConfigError, KafkaError) as exc:
+            raise _fail(str(exc) or type(exc).__name__) from None
+        for spec in required_topics(settings):
+            typer.echo(f"{'missing' if spec.name in missing else 'ok':8} {spec.name}")
+        if missing:
+            raise typer.Exit(1)
