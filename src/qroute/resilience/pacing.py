@@ -1,0 +1,201 @@
+"""Pacing: when may the next request go to a route without being rate-limited?
+
+Three sources, all answered as "not before time T" (wall-clock epoch seconds):
+
+1. **The provider's own quota headers** (`RateLimitSnapshot`, per route). When
+   the remaining requests are used up, or fewer tokens remain than the request
+   needs, and the reset is still ahead, the route waits for the reset.
+   Headers describe the quota when the server admitted that request, so every
+   reservation made after it was sent is subtracted locally (a *ledger*):
+   with 200 jobs in flight a snapshot saying "5 requests left" lets 5 more go,
+   not 200. Snapshots are ordered by when their request was sent (response
+   time minus latency), the moment the server's numbers describe; one arriving
+   late from a slow call never replaces a fresher view or moves a reset back.
+   The newest snapshot replaces the previous one whole (providers send the
+   request and token budgets together).
+2. **A cooldown after a 429** (or any answer carrying retry-after), per route:
+   nothing goes before it ends. It only ever moves forward.
+3. **Configured limits** (`ProviderSpec.rpm` / `tpm`) as token buckets, one pair
+   per provider account because all its models share the account limit. A
+   request takes 1 request and its estimated tokens. Buckets refill
+   continuously and may go into debt, so a request larger than the burst still
+   goes once the bucket is full and later requests wait for the debt to clear.
+
+Many jobs wait on a rate-limited route at once. If they all woke at the reset
+they would stampede into another 429; `spread_wakeup` scatters wake-ups over a
+window after the reset, and the ledger and buckets then let through only what
+the quota allows.
+
+Nothing here sleeps or reads a clock: the caller passes `now`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from qroute.catalog.types import ProviderSpec
+from qroute.providers.base import RateLimitSnapshot
+
+BURST_S = 1.0
+"""Seconds of a per-minute limit that may go at once. Providers enforce per-minute
+limits over shorter windows (OpenAI quantises to per-second; Azure checks 1 s or
+10 s windows), so a full minute's burst would be refused."""
+
+LEDGER_MEMORY_S = 600.0
+"""How long a reservation is remembered while no newer snapshot covers it; longer
+than any call may take, so it is only a bound on memory."""
+
+SPREAD_FRACTION = 0.25
+"""Wake-ups after a wait of W seconds are scattered over the following `SPREAD_FRACTION`·W…"""
+
+MAX_SPREAD_S = 5.0
+"""…but never over more than this many seconds, so long waits do not grow longer still."""
+
+
+def spread_wakeup(
+    ready_at: float,
+    now: float,
+    rng: Callable[[], float],
+    *,
+    fraction: float = SPREAD_FRACTION,
+    max_spread_s: float = MAX_SPREAD_S,
+) -> float:
+    """`ready_at` plus a random share of a window proportional to the wait (unchanged when ready)."""
+    wait = ready_at - now
+    if wait <= 0:
+        return ready_at
+    return ready_at + max(0.0, rng()) * min(max_spread_s, fraction * wait)
+
+
+class TokenBucket:
+    """A continuously refilling budget of `rate_per_s`, holding at most `capacity`.
+
+    It starts full. Taking more than is there leaves a debt that later takers
+    wait out; a take larger than `capacity` waits only for a full bucket.
+    """
+
+    def __init__(self, rate_per_s: float, capacity: float) -> None:
+        if rate_per_s <= 0 or capacity <= 0:
+            raise ValueError("rate and capacity must be positive")
+        self.rate_per_s = rate_per_s
+        self.capacity = capacity
+        self._level = capacity
+        self._updated: float | None = None
+
+    @classmethod
+    def per_minute(cls, limit: int, *, burst_s: float = BURST_S) -> TokenBucket:
+        """A bucket for a per-minute limit, allowing `burst_s` seconds' worth at once (at least 1)."""
+        rate = limit / 60.0
+        return cls(rate, max(1.0, rate * burst_s))
+
+    def level(self, now: float) -> float:
+        """What is available at `now` (negative while in debt)."""
+        if self._updated is None or now <= self._updated:
+            return self._level
+        return min(self.capacity, self._level + (now - self._updated) * self.rate_per_s)
+
+    def ready_at(self, now: float, cost: float) -> float:
+        """Earliest time `cost` can be taken (≤ `now` means now)."""
+        need = min(cost, self.capacity)
+        level = self.level(now)
+        if level >= need:
+            return now
+        return now + (need - level) / self.rate_per_s
+
+    def take(self, now: float, cost: float) -> None:
+        """Take `cost` at `now`, going into debt if there is not enough."""
+        level = self.level(now)
+        if self._updated is None or now > self._updated:
+            self._updated = now
+        self._level = level - cost
+
+
+class ProviderLimiter:
+    """The configured rpm/tpm of one provider account, shared by all its routes."""
+
+    def __init__(self, rpm: int | None, tpm: int | None, *, burst_s: float = BURST_S) -> None:
+        self.requests = None if rpm is None else TokenBucket.per_minute(rpm, burst_s=burst_s)
+        self.tokens = None if tpm is None else TokenBucket.per_minute(tpm, burst_s=burst_s)
+
+    @classmethod
+    def for_provider(cls, spec: ProviderSpec) -> ProviderLimiter:
+        return cls(spec.rpm, spec.tpm)
+
+    def available_at(self, now: float, est_tokens: int) -> float:
+        """Earliest time both buckets can take one request of `est_tokens`."""
+        ready = now
+        if self.requests is not None:
+            ready = max(ready, self.requests.ready_at(now, 1))
+        if self.tokens is not None:
+            ready = max(ready, self.tokens.ready_at(now, est_tokens))
+        return ready
+
+    def reserve(self, now: float, est_tokens: int) -> None:
+        """Take one request and `est_tokens` from the buckets."""
+        if self.requests is not None:
+            self.requests.take(now, 1)
+        if self.tokens is not None:
+            self.tokens.take(now, est_tokens)
+
+
+class RoutePacer:
+    """Quota headers, reservation ledger and 429 cooldown for one route."""
+
+    def __init__(self) -> None:
+        self._snapshot: RateLimitSnapshot | None = None
+        self._snapshot_sent_at = float("-inf")
+        self._ledger: deque[tuple[float, int]] = deque()
+        """(reserved_at, est_tokens) of reservations the current snapshot does not reflect."""
+        self._ledger_tokens = 0
+        self.cooldown_until = float("-inf")
+        self.consecutive_rate_limits = 0
+        """429s in a row on this route; the backoff exponent when no retry-after came."""
+
+    @property
+    def snapshot(self) -> RateLimitSnapshot | None:
+        return self._snapshot
+
+    def observe_snapshot(self, snapshot: RateLimitSnapshot, *, sent_at: float) -> bool:
+        """Adopt `snapshot` if its request was sent no earlier than the current one's.
+
+        Returns whether it was adopted. Reservations made up to `sent_at` are
+        reflected in it and leave the ledger.
+        """
+        if sent_at < self._snapshot_sent_at:
+            return False
+        self._snapshot = snapshot
+        self._snapshot_sent_at = sent_at
+        self._forget_until(sent_at)
+        return True
+
+    def cool_down(self, until: float) -> None:
+        """Refuse requests before `until`; an earlier end than the current one changes nothing."""
+        self.cooldown_until = max(self.cooldown_until, until)
+
+    def available_at(self, now: float, est_tokens: int) -> float:
+        """Earliest time a request of `est_tokens` may go (≤ `now` means now)."""
+        ready = max(now, self.cooldown_until)
+        snap = self._snapshot
+        if snap is None:
+            return ready
+        if snap.remaining_requests is not None and snap.requests_reset_at is not None:
+            left = snap.remaining_requests - len(self._ledger)
+            if left <= 0 and snap.requests_reset_at > now:
+                ready = max(ready, snap.requests_reset_at)
+        if snap.remaining_tokens is not None and snap.tokens_reset_at is not None:
+            left = snap.remaining_tokens - self._ledger_tokens
+            if left < est_tokens and snap.tokens_reset_at > now:
+                ready = max(ready, snap.tokens_reset_at)
+        return ready
+
+    def reserve(self, now: float, est_tokens: int) -> None:
+        """Count a request about to be sent against the last snapshot's remaining budget."""
+        self._ledger.append((now, est_tokens))
+        self._ledger_tokens += est_tokens
+        self._forget_until(now - LEDGER_MEMORY_S)
+
+    def _forget_until(self, horizon: float) -> None:
+        while self._ledger and self._ledger[0][0] <= horizon:
+            _, tokens = self._ledger.popleft()
+            self._ledger_tokens -= tokens
