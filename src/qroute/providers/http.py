@@ -1,0 +1,88 @@
+"""The worker's one HTTP client, and one provider call through it.
+
+Transport: httpx's API over aiohttp's connection pool (`httpx-aiohttp`). Measured
+with scripts/bench_transport.py (numbers in docs/provider-errors.md, "HTTP
+transport"): the aiohttp transport costs several times less client CPU per call
+than httpx's default transport at the concurrency a worker runs, and client CPU
+is what limits jobs per core. `transport="httpx"` keeps the default for
+comparison and for environments where aiohttp misbehaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from qroute.catalog.types import ProviderSpec, Route
+from qroute.models import Job
+from qroute.providers.base import Adapter, ProviderOutcome
+from qroute.providers.classify import outcome_for_transport_error
+
+Transport = Literal["aiohttp", "httpx"]
+
+KEEPALIVE_EXPIRY_S = 30.0
+"""Idle connections are closed after this; providers' load balancers drop them around 60 s."""
+
+
+def make_http_client(*, max_connections: int = 1000, transport: str = "aiohttp") -> httpx.AsyncClient:
+    """The shared client: one connection pool for every provider, no redirects, no retries.
+
+    Timeouts are set per request from the provider's spec (`timeout_for`);
+    retries belong to the attempt loop, which knows the job's deadline.
+    """
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=KEEPALIVE_EXPIRY_S,
+    )
+    if transport == "aiohttp":
+        return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), follow_redirects=False)
+    if transport == "httpx":
+        return httpx.AsyncClient(limits=limits, follow_redirects=False)
+    raise ValueError(f"unknown transport {transport!r}: use 'aiohttp' or 'httpx'")
+
+
+def timeout_for(provider: ProviderSpec) -> httpx.Timeout:
+    """Connect and read (per chunk) timeouts from the spec; waiting for a pooled connection counts as connect."""
+    return httpx.Timeout(
+        connect=provider.connect_timeout_s,
+        read=provider.read_timeout_s,
+        write=provider.connect_timeout_s,
+        pool=provider.connect_timeout_s,
+    )
+
+
+async def send(
+    client: httpx.AsyncClient,
+    adapter: Adapter,
+    job: Job,
+    route: Route,
+    api_key: str | None,
+    *,
+    now: Callable[[], float] = time.time,
+) -> tuple[ProviderOutcome, float]:
+    """Build, send, parse: the classified outcome and the call's latency in seconds.
+
+    Never raises for provider trouble (HTTP errors, timeouts, resets, garbage);
+    `total_timeout_s` bounds the whole call including a slow trickle of bytes.
+    Cancellation propagates, so a worker can still shut down mid-call.
+    """
+    try:
+        request = adapter.build_request(job, route, api_key)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        return outcome_for_transport_error(exc), 0.0
+    request.extensions["timeout"] = timeout_for(route.provider).as_dict()
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(route.provider.total_timeout_s):
+            response = await client.send(request)
+    except (httpx.RequestError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        return outcome_for_transport_error(exc), time.perf_counter() - started
+    latency = time.perf_counter() - started
+    return adapter.parse_response(response, now()), latency
