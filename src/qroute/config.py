@@ -2,18 +2,44 @@
 
 Precedence (highest first): environment variables, the TOML file, defaults.
 Nested fields use `__` in variable names: `QROUTE_KAFKA__BOOTSTRAP_SERVERS`,
-`QROUTE_WORKER__MAX_IN_FLIGHT`. `QROUTE_CONFIG` names the TOML file.
+`QROUTE_WORKER__MAX_IN_FLIGHT`, `QROUTE_PROVIDERS__OPENAI__RPM`. `QROUTE_CONFIG`
+names the TOML file.
+
+Environment variables are mapped explicitly (not with pydantic-settings) so that
+a typo in a variable name fails with the variable's name in the message, and so
+the same pydantic validation and error messages serve the file and the
+environment. Values are strings that pydantic converts; lists and tables are
+written as JSON (`QROUTE_TOPICS__DELAY_TIERS_S=[5,60]`).
 """
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from qroute.catalog.types import ModelSpec, ProviderSpec
+from qroute.catalog.load import active_routes, base_catalog, check_catalog, key_hint, resolve_api_key
+from qroute.catalog.types import Catalog, ModelSpec, ProviderSpec
+from qroute.config_errors import ConfigError, explain, read_toml
+
+__all__ = [
+    "ConfigError",
+    "KafkaSettings",
+    "RoutingSettings",
+    "Settings",
+    "TopicSettings",
+    "WorkerSettings",
+    "load_settings",
+    "validate_runtime",
+]
 
 DEFAULT_CONFIG_PATH = Path("qroute.toml")
+CONFIG_ENV = "QROUTE_CONFIG"
+ENV_PREFIX = "QROUTE_"
 
 
 class _Section(BaseModel):
@@ -121,3 +147,191 @@ class Settings(_Section):
     models: list[ModelSpec] = Field(
         default_factory=list, description="Models to add, or to replace by route id."
     )
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "kafka": KafkaSettings,
+    "topics": TopicSettings,
+    "worker": WorkerSettings,
+    "routing": RoutingSettings,
+}
+"""Settings sections by TOML table name (also the `<SECTION>` of `QROUTE_<SECTION>__<FIELD>`)."""
+
+_TOP_LEVEL_ENV = ("catalog_file", "use_default_catalog")
+
+
+def config_path(path: Path | None, env: Mapping[str, str]) -> Path | None:
+    """Which file to read: the argument, else `QROUTE_CONFIG`, else `./qroute.toml` if present."""
+    if path is not None:
+        return path
+    named = env.get(CONFIG_ENV, "").strip()
+    if named:
+        return Path(named)
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+
+def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the TOML file and `QROUTE_*` variables, validated; raises `ConfigError`.
+
+    A `[providers.NAME]` table or a `[[models]]` entry that matches an entry of the
+    base catalog only needs the fields it changes (e.g. `enabled = false`).
+    Relative `catalog_file` and `api_key_file` paths are relative to the file.
+    """
+    environ = os.environ if env is None else env
+    file = config_path(path, environ)
+    source = str(file) if file is not None else "defaults"
+    data: dict[str, Any] = read_toml(file) if file is not None else {}
+    env_sources = _apply_env(data, environ, source)
+    base_dir = file.parent if file is not None else Path()
+    _resolve_paths(data, base_dir)
+
+    def where(loc: tuple[int | str, ...]) -> str:
+        for key, var in env_sources.items():
+            if loc[: len(key)] == key:
+                return f"environment variable {var}"
+        return source
+
+    try:
+        shell = Settings.model_validate({k: v for k, v in data.items() if k not in ("providers", "models")})
+        base = base_catalog(shell)
+        providers = _providers(data.get("providers", {}), base, source)
+        models = _models(data.get("models", []), base, source)
+        settings = Settings.model_validate({**data, "providers": providers, "models": models})
+    except ValidationError as exc:
+        raise explain(exc, where) from None
+    _check_references(settings, base, source)
+    _check_required_keys({**base.providers, **settings.providers}, environ, source)
+    return settings
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str], source: str) -> dict[tuple[str, ...], str]:
+    """Merge `QROUTE_<SECTION>__<FIELD>` variables into `data`; returns field path → variable name."""
+    applied: dict[tuple[str, ...], str] = {}
+    for var, raw in sorted(env.items()):
+        if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
+            continue
+        parts = var[len(ENV_PREFIX) :].lower().split("__")
+        if len(parts) == 1:
+            if parts[0] not in _TOP_LEVEL_ENV:
+                continue  # QROUTE_* variables of other tools (tests, scripts) are not settings
+            target, key = data, parts[0]
+        elif parts[0] in SECTIONS and len(parts) == 2:
+            target, key = _table(data, parts[0], var), parts[1]
+        elif parts[0] == "providers" and len(parts) == 3:
+            target, key = _table(_table(data, "providers", var), parts[1], var), parts[2]
+        else:
+            raise ConfigError(
+                f"{source}: environment variable {var}: not a setting: use QROUTE_<SECTION>__<FIELD> "
+                f"with SECTION one of {', '.join(SECTIONS)}, or QROUTE_PROVIDERS__<NAME>__<FIELD>"
+            )
+        target[key] = _env_value(raw, var)
+        applied[tuple(parts)] = var
+    return applied
+
+
+def _table(data: dict[str, Any], key: str, var: str) -> dict[str, Any]:
+    table = data.setdefault(key, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"environment variable {var}: {key} is not a table in the config file")
+    return table
+
+
+def _env_value(raw: str, var: str) -> Any:
+    """Strings go to pydantic as they are; JSON lists/tables are decoded first."""
+    text = raw.strip()
+    if text[:1] in ("[", "{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"environment variable {var}: invalid JSON ({exc}): fix the value") from None
+    return raw
+
+
+def _resolve_paths(data: dict[str, Any], base_dir: Path) -> None:
+    if isinstance(data.get("catalog_file"), str):
+        data["catalog_file"] = str(base_dir / data["catalog_file"])
+    providers = data.get("providers")
+    if isinstance(providers, dict):
+        for table in providers.values():
+            if isinstance(table, dict) and isinstance(table.get("api_key_file"), str):
+                table["api_key_file"] = str(base_dir / table["api_key_file"])
+
+
+def _providers(raw: Any, base: Catalog, source: str) -> dict[str, Any]:
+    """`[providers.NAME]` tables → full provider dicts (name filled in, base entry underneath)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: providers: must be tables such as [providers.openai]")
+    out: dict[str, Any] = {}
+    for name, table in raw.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: providers.{name}: must be a table: write [providers.{name}]")
+        if table.get("name", name) != name:
+            raise ConfigError(
+                f"{source}: providers.{name}.name: differs from the table name: remove `name` "
+                "(the table name is the provider name)"
+            )
+        known = base.providers.get(name)
+        underneath = known.model_dump(exclude_defaults=True) if known is not None else {}
+        out[name] = {**underneath, **table, "name": name}
+    return out
+
+
+def _models(raw: Any, base: Catalog, source: str) -> list[Any]:
+    """`[[models]]` entries; one matching a base route id only needs the fields it changes."""
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: models: must be an array of tables: write [[models]]")
+    known = {spec.route_id: spec for spec in base.models}
+    out: list[Any] = []
+    for entry in raw:
+        if isinstance(entry, dict) and isinstance(entry.get("provider"), str):
+            spec = known.get(f"{entry['provider']}/{entry.get('model')}")
+            if spec is not None:
+                entry = {**spec.model_dump(exclude_defaults=True), **entry}
+            else:
+                entry = {"price_source": source, **entry}
+        out.append(entry)
+    return out
+
+
+def _check_references(settings: Settings, base: Catalog, source: str) -> None:
+    declared = set(base.providers) | set(settings.providers)
+    seen: set[str] = set()
+    for i, spec in enumerate(settings.models):
+        if spec.provider not in declared:
+            raise ConfigError(
+                f"{source}: models[{i}].provider: model {spec.route_id} references provider "
+                f"'{spec.provider}', which is not declared: add [providers.{spec.provider}] or fix the name"
+            )
+        if spec.route_id in seen:
+            raise ConfigError(
+                f"{source}: models[{i}]: route {spec.route_id} is listed twice: remove one entry"
+            )
+        seen.add(spec.route_id)
+
+
+def _check_required_keys(providers: Mapping[str, ProviderSpec], env: Mapping[str, str], source: str) -> None:
+    """A provider with `enabled = true` must have its key now, not at the first job."""
+    for name, spec in providers.items():
+        if spec.enabled is not True or not (spec.api_key_env or spec.api_key_file):
+            continue
+        if resolve_api_key(spec, env) is None:
+            raise ConfigError(
+                f"{source}: providers.{name}.enabled: provider '{name}' is enabled but has no API key: "
+                f"{key_hint(spec)}, or set enabled = false"
+            )
+
+
+def validate_runtime(settings: Settings, catalog: Catalog, env: Mapping[str, str] | None = None) -> None:
+    """Checks a worker needs before it consumes: consistent catalog, keys, at least one active route."""
+    environ = os.environ if env is None else env
+    source = str(settings.catalog_file) if settings.catalog_file is not None else "catalog"
+    check_catalog(catalog, source)
+    _check_required_keys(catalog.providers, environ, source)
+    if not active_routes(catalog, env=environ):
+        hints = sorted({key_hint(p) for p in catalog.providers.values() if key_hint(p)})
+        choices = "; ".join(hints) if hints else "no provider is declared"
+        raise ConfigError(
+            "no active routes: no provider is usable in this environment. "
+            f"Give one a key ({choices}), or configure a keyless provider such as a local server "
+            '([providers.local] family = "openai", base_url = "http://127.0.0.1:8000/v1") with a [[models]] entry'
+        )
