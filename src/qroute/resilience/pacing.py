@@ -42,6 +42,10 @@ BURST_S = 1.0
 limits over shorter windows (OpenAI quantises to per-second; Azure checks 1 s or
 10 s windows), so a full minute's burst would be refused."""
 
+_ROUNDING = 1e-9
+"""Slack when comparing a refilled level with a need, so a caller waking at exactly the
+computed ready time is not sent back to sleep for a nanosecond of float error."""
+
 LEDGER_MEMORY_S = 600.0
 """How long a reservation is remembered while no newer snapshot covers it; longer
 than any call may take, so it is only a bound on memory."""
@@ -99,7 +103,7 @@ class TokenBucket:
         """Earliest time `cost` can be taken (≤ `now` means now)."""
         need = min(cost, self.capacity)
         level = self.level(now)
-        if level >= need:
+        if level + _ROUNDING >= need:
             return now
         return now + (need - level) / self.rate_per_s
 
