@@ -13,7 +13,8 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Generator, Iterator
-from typing import NoReturn
+from dataclasses import dataclass
+from typing import Literal, NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -34,7 +35,9 @@ KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 TEST_SESSION_TIMEOUT_MS = 1500
 TEST_HEARTBEAT_INTERVAL_MS = 500
 # Using any of these makes a test broker-backed; it is marked `broker` automatically.
-BROKER_FIXTURES = frozenset({"kafka_bootstrap", "kafka_settings", "unique_settings", "unique_topics"})
+BROKER_FIXTURES = frozenset(
+    {"kafka_broker", "kafka_bootstrap", "kafka_settings", "unique_settings", "unique_topics"}
+)
 
 
 def _fail_no_broker(reason: str) -> NoReturn:
@@ -120,20 +123,41 @@ def _embedded_bootstrap() -> Iterator[str]:
         broker.stop()
 
 
+BrokerKind = Literal["external", "container", "embedded"]
+
+
+@dataclass(frozen=True)
+class TestBroker:
+    """The session's broker: where it is, and what it is (Tansu differs from Kafka in places)."""
+
+    __test__ = False  # not a test class, despite the name
+
+    bootstrap: str
+    kind: BrokerKind
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    """`host:port` of the session's broker; started once, never restarted mid-run."""
+def kafka_broker() -> Iterator[TestBroker]:
+    """The session's broker; started once, never restarted mid-run (clients do not survive a restart)."""
     configured = os.environ.get(BOOTSTRAP_ENV)
     if configured:
-        yield configured
+        yield TestBroker(configured, "external")
         return
     choice = os.environ.get(BROKER_ENV, "auto")
     if choice not in {"auto", "container", "embedded"}:
         _fail_no_broker(f"{BROKER_ENV}={choice!r} is not one of auto, container, embedded")
     if choice == "container" or (choice == "auto" and _docker_engine_answers()):
-        yield from _container_bootstrap()
+        for bootstrap in _container_bootstrap():
+            yield TestBroker(bootstrap, "container")
     else:
-        yield from _embedded_bootstrap()
+        for bootstrap in _embedded_bootstrap():
+            yield TestBroker(bootstrap, "embedded")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: TestBroker) -> str:
+    """`host:port` of the session's broker."""
+    return kafka_broker.bootstrap
 
 
 @pytest.fixture(scope="session")

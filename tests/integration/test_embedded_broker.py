@@ -20,7 +20,7 @@ import qroute.embedded.broker as broker_module
 from qroute.cli import app
 from qroute.config import KafkaSettings
 from qroute.embedded import BrokerBinaryNotFoundError, BrokerStartError, EmbeddedBroker, find_tansu_binary
-from qroute.embedded.ports import port_answers, port_is_free
+from qroute.embedded.ports import free_port, port_answers, port_is_free
 from qroute.kafka import make_consumer, make_producer
 
 # Stands in for Tansu: listens on the --listener-url port and ignores SIGTERM.
@@ -170,10 +170,7 @@ class TestEmbeddedBroker:
     def test_taken_automatic_port_is_skipped(self, held_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
         """An automatic port that turns out to be taken is replaced by another one."""
         offered = iter([held_port])
-        real_free_port = broker_module.free_port
-        monkeypatch.setattr(
-            broker_module, "free_port", lambda host: next(offered, None) or real_free_port(host)
-        )
+        monkeypatch.setattr(broker_module, "free_port", lambda host: next(offered, None) or free_port(host))
         with EmbeddedBroker() as broker:
             assert broker.port not in {None, held_port}
 
