@@ -89,9 +89,8 @@ def _shared_processors() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
-        structlog.stdlib.add_log_level,
+        structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.stdlib.ExtraAdder(),
         drop_forbidden_keys,
     ]
 
@@ -114,41 +113,49 @@ def _renderers(json: bool) -> list[Processor]:
     ]
 
 
+class _NamedWriteLogger(structlog.WriteLogger):
+    """A WriteLogger that knows its name, so `add_logger_name` works without stdlib logging."""
+
+    def __init__(self, file: TextIO, name: str) -> None:
+        super().__init__(file)
+        self.name = name
+
+
 def configure_logging(*, json: bool = True, level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Route structlog and stdlib logging to one handler on `stream` (default stderr).
+    """Send qroute's structlog events and stdlib logging to `stream` (default stderr) in one format.
 
     JSON lines by default (for collectors); `json=False` gives a plain console
-    format for people at a terminal. Safe to call again: it replaces the
+    format for people at a terminal. stderr keeps stdout free for command
+    output such as `qroute submit`.
+
+    qroute's own loggers write straight to the stream (about half the cost of
+    going through stdlib logging); libraries' stdlib records get the same
+    processors through a root handler. Safe to call again: it replaces the
     handler it installed before and leaves other handlers (pytest's) alone.
-    stderr keeps stdout free for command output such as `qroute submit`.
     """
     numeric = logging.getLevelNamesMapping().get(level.upper())
     if numeric is None:
         raise ValueError(f"unknown log level {level!r}")
-
+    out = stream if stream is not None else sys.stderr
     shared = _shared_processors()
+    renderers = _renderers(json)
+
+    def factory(*args: Any) -> _NamedWriteLogger:
+        return _NamedWriteLogger(out, str(args[0]) if args else "qroute")
+
     # Loggers are not cached: caching would pin the processor chain at first
     # use and defeat reconfiguration (and structlog.testing.capture_logs).
     structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *shared,
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, *renderers],
+        logger_factory=factory,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
         cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            drop_forbidden_keys,
-            *_renderers(json),
-        ],
+        foreign_pre_chain=[*shared[:-1], structlog.stdlib.ExtraAdder(), drop_forbidden_keys],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
     )
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
     setattr(handler, _HANDLER_MARK, True)
 
