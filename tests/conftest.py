@@ -183,15 +183,16 @@ def unique_group() -> str:
     return f"qroute-test-{uuid.uuid4().hex[:12]}"
 
 
-def _prefixed(topics: TopicSettings, prefix: str) -> TopicSettings:
+def _suffixed(topics: TopicSettings, suffix: str) -> TopicSettings:
+    """Every topic name (and reply prefix) with `suffix` appended, so tests never share a topic."""
     return topics.model_copy(
         update={
-            "jobs": prefix + topics.jobs,
-            "results": prefix + topics.results,
-            "costs": prefix + topics.costs,
-            "dlq": prefix + topics.dlq,
-            "delay_prefix": prefix + topics.delay_prefix,
-            "reply_prefixes": [prefix + reply for reply in topics.reply_prefixes],
+            "jobs": topics.jobs + suffix,
+            "results": topics.results + suffix,
+            "costs": topics.costs + suffix,
+            "dlq": topics.dlq + suffix,
+            "delay_prefix": topics.delay_prefix + suffix,
+            "reply_prefixes": [reply + suffix for reply in topics.reply_prefixes],
         }
     )
 
@@ -202,10 +203,10 @@ async def unique_settings(kafka_settings: Settings, unique_group: str) -> AsyncI
 
     Topics are deleted afterwards so a long session does not grow the broker's memory.
     """
-    prefix = f"t{uuid.uuid4().hex[:12]}."
+    suffix = f".t{uuid.uuid4().hex[:12]}"
     settings = kafka_settings.model_copy(
         update={
-            "topics": _prefixed(kafka_settings.topics, prefix),
+            "topics": _suffixed(kafka_settings.topics, suffix),
             "worker": kafka_settings.worker.model_copy(update={"group_id": unique_group}),
         }
     )
