@@ -231,6 +231,22 @@ class TestHalfOpen:
         assert cb.state(T0 + 1) == "open"
 
 
+class TestReadyAt:
+    """ready_at says when allow() could next say yes."""
+
+    def test_ready_at_through_the_cycle(self) -> None:
+        """Now while closed; the open period's end while open; the lease's end while a probe is out."""
+        cb = breaker(open_s=10.0)
+        assert cb.ready_at(T0) == T0
+        tripped(cb)
+        assert cb.ready_at(T0 + 1) == T0 + 10
+        assert cb.ready_at(T0 + 10) == T0 + 10
+        assert cb.allow(T0 + 10)
+        assert cb.ready_at(T0 + 12) == T0 + 20
+        cb.record("success", T0 + 13)
+        assert cb.ready_at(T0 + 13) == T0 + 13
+
+
 class TestStateIsPure:
     """state() has no side effects."""
 

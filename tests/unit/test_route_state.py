@@ -111,6 +111,14 @@ class TestCircuit:
         b.observe(SMALL, outcome("success"), 1.0, T0 + 11)
         assert b.circuit_states(T0 + 11) == {"acme/small": "closed"}
 
+    def test_circuit_ready_at(self) -> None:
+        """An open route reports when it can be probed; unknown routes are ready now."""
+        b = book()
+        for _ in range(3):
+            b.observe(SMALL, outcome("timeout"), 1.0, T0)
+        assert b.circuit_ready_at(SMALL, T0 + 1) == T0 + 10
+        assert b.circuit_ready_at(SOLO, T0 + 1) == T0 + 1
+
     def test_rate_limits_do_not_open_the_circuit(self) -> None:
         """Many 429s cool the route down but never open its breaker."""
         b = book()

@@ -117,6 +117,16 @@ class CircuitBreaker:
         """When the current open period ends (None while closed)."""
         return self._open_until
 
+    def ready_at(self, now: float) -> float:
+        """Earliest time `allow` could say yes: now, the end of the open period, or the probe lease's end."""
+        if self._open_until is None:
+            return now
+        if now < self._open_until:
+            return self._open_until
+        if self._probe_until is not None and now < self._probe_until:
+            return self._probe_until
+        return now
+
     # -- the two operations ------------------------------------------------------
 
     def allow(self, now: float) -> bool:

@@ -97,6 +97,12 @@ class RouteStateBook:
         self._state(route).pacer.reserve(at, est_tokens)
         self._limiter(route).reserve(at, est_tokens)
 
+    def circuit_ready_at(self, route: Route, now: float | None = None) -> float:
+        """When the route's breaker could next let a call (or probe) through; ≤ `now` means now."""
+        at = self._now(now)
+        state = self._routes.get(route.id)
+        return at if state is None else state.circuit.ready_at(at)
+
     def expected_latency(self, route: Route) -> float:
         """Observed latency of successful calls (EWMA), or the default before the first one."""
         state = self._routes.get(route.id)
