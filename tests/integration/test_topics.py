@@ -170,10 +170,24 @@ class TestTopicsCommand:
         code, output = await self.invoke("topics", "check", "--config", config, "--bootstrap", bootstrap)
         assert code == 0, output
 
-    async def test_no_broker_configured_is_a_clear_error(self, tmp_path: Path) -> None:
+    async def test_no_broker_configured_is_a_clear_error(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """Without a bootstrap address the command exits 1 and says how to configure one."""
+        monkeypatch.delenv("QROUTE_KAFKA__BOOTSTRAP_SERVERS", raising=False)
         config = tmp_path / "qroute.toml"
         config.write_text("")
         code, output = await self.invoke("topics", "create", "--config", str(config))
         assert code == 1
         assert "No Kafka broker configured" in output
+
+    async def test_invalid_config_is_a_clear_error(self, tmp_path: Path) -> None:
+        """A config the loader rejects exits 1 with the loader's explanation, not a traceback."""
+        config = tmp_path / "qroute.toml"
+        config.write_text("[topics]\npartitions = 0\n")
+        code, output = await self.invoke(
+            "topics", "check", "--config", str(config), "--bootstrap", "127.0.0.1:1"
+        )
+        assert code == 1
+        assert "topics.partitions" in output
+        assert "Traceback" not in output

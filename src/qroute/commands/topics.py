@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import tomllib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from aiokafka.errors import KafkaError
 
-from qroute import config
-from qroute.config import Settings
+from qroute.config import ConfigError, Settings, load_settings
 from qroute.kafka import KafkaConfigError
 from qroute.worker.topics import TopicAdminError, create_topics, missing_topics, required_topics
 
@@ -25,23 +23,12 @@ BootstrapOption = Annotated[
 ]
 
 
-def _load_settings(path: Path | None) -> Settings:
-    """Settings through the shared loader when present; otherwise the TOML file as-is, or defaults."""
-    loader = getattr(config, "load_settings", None)
-    if callable(loader):
-        loaded = loader(path)
-        if not isinstance(loaded, Settings):
-            raise TypeError(f"load_settings returned {type(loaded).__name__}, not Settings")
-        return loaded
-    if path is None:
-        return Settings()
-    with path.open("rb") as file:
-        return Settings.model_validate(tomllib.load(file))
-
-
 def settings_for(path: Path | None, bootstrap: str | None) -> Settings:
     """Settings from the file and environment, with `--bootstrap` applied on top."""
-    settings = _load_settings(path)
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
     if bootstrap:
         kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
         settings = settings.model_copy(update={"kafka": kafka})
