@@ -53,34 +53,54 @@ class KafkaSettings(_Section):
         default=None,
         description="host:port[,host:port]. Unset: commands that can start the embedded broker do so.",
     )
-    client_id: str = "qroute"
-    session_timeout_ms: int = Field(default=10_000, ge=100)
-    heartbeat_interval_ms: int = Field(default=3_000, ge=50)
-    max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
-    request_timeout_ms: int = Field(default=40_000, ge=1_000)
+    client_id: str = Field(default="qroute", description="Client id the broker sees in its logs and quotas.")
+    session_timeout_ms: int = Field(
+        default=10_000,
+        ge=100,
+        description="Consumer group session timeout: a silent worker is dropped after this.",
+    )
+    heartbeat_interval_ms: int = Field(
+        default=3_000, ge=50, description="Heartbeat period; keep it under a third of the session timeout."
+    )
+    max_poll_interval_ms: int = Field(
+        default=300_000, ge=1_000, description="Longest gap between polls before the group evicts the worker."
+    )
+    request_timeout_ms: int = Field(default=40_000, ge=1_000, description="Timeout of one broker request.")
     max_request_size: int = Field(default=4 * 1024 * 1024, ge=1024, description="Largest record produced.")
-    linger_ms: int = Field(default=5, ge=0)
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
+    linger_ms: int = Field(default=5, ge=0, description="Producer batching delay: higher batches more.")
+    security_protocol: str = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    sasl_mechanism: str | None = Field(default=None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
+    sasl_username: str | None = Field(default=None, description="SASL user name.")
     sasl_password_env: str | None = Field(default=None, description="Variable holding the SASL password.")
 
 
 class TopicSettings(_Section):
     """Topic names and how `qroute topics create` makes them."""
 
-    jobs: str = "qroute.jobs"
-    results: str = "qroute.results"
-    costs: str = "qroute.costs"
-    dlq: str = "qroute.dlq"
+    jobs: str = Field(default="qroute.jobs", description="Where producers publish jobs.")
+    results: str = Field(default="qroute.results", description="Default reply topic for results.")
+    costs: str = Field(default="qroute.costs", description="One cost record per job.")
+    dlq: str = Field(default="qroute.dlq", description="Dead letters: records the worker could not accept.")
     delay_prefix: str = Field(default="qroute.jobs.delay", description="Delay topics are PREFIX.<seconds>s.")
-    delay_tiers_s: list[int] = Field(default_factory=lambda: [5, 30, 300], min_length=1)
+    delay_tiers_s: list[int] = Field(
+        default_factory=lambda: [5, 30, 300],
+        min_length=1,
+        description="Wait lengths in seconds that get a delay topic each (PREFIX.<n>s).",
+    )
     reply_prefixes: list[str] = Field(
         default_factory=lambda: ["qroute.results"],
         description="A job's reply_to must start with one of these; otherwise the default results topic is used.",
     )
-    partitions: int = Field(default=8, ge=1)
-    replication_factor: int = Field(default=1, ge=1)
+    partitions: int = Field(
+        default=8,
+        ge=1,
+        description="Partitions of created topics: the most workers that can share the jobs topic.",
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, description="Replicas of created topics; 3 in production."
+    )
     create_missing: bool = Field(default=False, description="Worker creates missing topics at start-up.")
 
     def delay_topic(self, tier_s: int) -> str:
@@ -90,19 +110,23 @@ class TopicSettings(_Section):
 class WorkerSettings(_Section):
     """The consume loop's knobs. Defaults suit one worker process on 2 cores."""
 
-    group_id: str = "qroute-workers"
+    group_id: str = Field(default="qroute-workers", description="Consumer group shared by all workers.")
     max_in_flight: int = Field(default=512, ge=1, description="Jobs being processed at once, all partitions.")
     max_uncommitted_per_partition: int = Field(
         default=2_000,
         ge=1,
         description="Pause a partition when this many of its records are not yet committed.",
     )
-    commit_interval_s: float = Field(default=1.0, gt=0)
+    commit_interval_s: float = Field(
+        default=1.0, gt=0, description="How often finished offsets are committed to the broker."
+    )
     drain_timeout_s: float = Field(
         default=30.0, ge=0, description="On SIGTERM, wait this long for jobs in flight."
     )
-    max_job_bytes: int = Field(default=1024 * 1024, ge=256)
-    metrics_host: str = "0.0.0.0"
+    max_job_bytes: int = Field(
+        default=1024 * 1024, ge=256, description="Larger job records go to the DLQ as oversize."
+    )
+    metrics_host: str = Field(default="0.0.0.0", description="Interface of the metrics/health HTTP endpoint.")
     metrics_port: int = Field(default=9464, ge=0, le=65535, description="0 turns the HTTP endpoint off.")
 
 
@@ -121,13 +145,27 @@ class RoutingSettings(_Section):
     default_expected_output_ratio: float = Field(
         default=0.5, gt=0, le=1, description="Expected output tokens as a share of max_tokens, for estimates."
     )
-    backoff_base_s: float = Field(default=0.5, gt=0)
-    backoff_cap_s: float = Field(default=30.0, gt=0)
-    circuit_failure_threshold: int = Field(default=5, ge=1)
-    circuit_failure_rate: float = Field(default=0.5, gt=0, le=1)
-    circuit_window_s: float = Field(default=30.0, gt=0)
-    circuit_min_calls: int = Field(default=20, ge=1)
-    circuit_open_s: float = Field(default=10.0, gt=0)
+    backoff_base_s: float = Field(
+        default=0.5, gt=0, description="First retry backoff; doubles per retry, with full jitter."
+    )
+    backoff_cap_s: float = Field(
+        default=30.0, gt=0, description="Longest backoff; a provider's retry-after wins over it."
+    )
+    circuit_failure_threshold: int = Field(
+        default=5, ge=1, description="Consecutive failures that open a route's circuit breaker."
+    )
+    circuit_failure_rate: float = Field(
+        default=0.5, gt=0, le=1, description="Failure share within circuit_window_s that opens the breaker."
+    )
+    circuit_window_s: float = Field(
+        default=30.0, gt=0, description="Window for circuit_failure_rate, in seconds."
+    )
+    circuit_min_calls: int = Field(
+        default=20, ge=1, description="Calls in the window before the failure rate counts."
+    )
+    circuit_open_s: float = Field(
+        default=10.0, gt=0, description="First open period before a probe; doubles while probes keep failing."
+    )
 
 
 class Settings(_Section):
