@@ -59,8 +59,8 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
 async def list_topics(settings: Settings) -> set[str]:
     """Names of the topics on the broker (a metadata request for all topics creates none)."""
     admin = make_admin(settings.kafka)
-    await admin.start()
     try:
+        await admin.start()
         return set(await admin.list_topics())
     finally:
         await admin.close()
@@ -80,8 +80,8 @@ async def create_topics(settings: Settings) -> list[str]:
     next cannot trigger a broker's auto-creation with the wrong partition count.
     """
     admin = make_admin(settings.kafka)
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         wanted = [spec for spec in required_topics(settings) if spec.name not in existing]
         if not wanted:
