@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import itemgetter
 
 from qroute.catalog.types import Route
 from qroute.models import Capability, Job
@@ -39,6 +40,8 @@ from qroute.routing.tokens import estimate_input_tokens, expected_output_tokens
 from qroute.types import RouteHealth, RouteHealthView
 
 _UNKNOWN = RouteHealth()
+_sort_key = itemgetter(0, 1, 2, 3, 4)
+"""Cost, higher tier first, known latency first, lower latency, route id; never the verdict itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +109,11 @@ def _needs(job: Job, expected_output_ratio: float) -> _Needs:
     )
 
 
-def _reasons(route: Route, needs: _Needs) -> tuple[str, ...]:
+def _reasons(route: Route, route_id: str, needs: _Needs) -> tuple[str, ...]:
     spec = route.model
     reasons: list[str] = []
     if needs.allowed is not None:
-        if spec.model not in needs.allowed and route.id not in needs.allowed:
+        if spec.model not in needs.allowed and route_id not in needs.allowed:
             reasons.append(f"model {spec.model} is not in allowed_models")
     elif needs.min_tier is not None and spec.tier < needs.min_tier:
         reasons.append(f"tier {spec.tier} < min_tier {needs.min_tier}")
@@ -146,15 +149,17 @@ def plan(
     """Judge every route for `job` and rank the eligible ones, cheapest estimate first."""
     needs = _needs(job, expected_output_ratio)
     health = health or {}
-    keyed: list[tuple[tuple[Decimal, int, bool, float, str], RouteVerdict]] = []
+    tokens_in, tokens_out = needs.input_tokens, needs.expected_output
+    keyed: list[tuple[Decimal, int, bool, float, str, RouteVerdict]] = []
     for route in routes:
-        cost = estimate_cost(needs.input_tokens, needs.expected_output, route.model)
-        estimate = RouteEstimate(route, needs.input_tokens, needs.expected_output, cost)
-        reasons = _reasons(route, needs)
-        latency = health.get(route.id, _UNKNOWN).latency_s
-        key = (cost, -route.model.tier, latency is None, latency or 0.0, route.id)
-        keyed.append((key, RouteVerdict(route, not reasons, reasons, estimate)))
-    keyed.sort(key=lambda item: item[0])
-    verdicts = tuple(verdict for _, verdict in keyed)
+        spec = route.model
+        route_id = spec.route_id
+        cost = estimate_cost(tokens_in, tokens_out, spec)
+        reasons = _reasons(route, route_id, needs)
+        latency = health.get(route_id, _UNKNOWN).latency_s
+        verdict = RouteVerdict(route, not reasons, reasons, RouteEstimate(route, tokens_in, tokens_out, cost))
+        keyed.append((cost, -spec.tier, latency is None, latency or 0.0, route_id, verdict))
+    keyed.sort(key=_sort_key)
+    verdicts = tuple(item[-1] for item in keyed)
     ranked = tuple(v.estimate for v in verdicts if v.eligible)
     return Plan(ranked=ranked, verdicts=verdicts)
