@@ -85,17 +85,30 @@ class RouteStateBook:
         a random spread is added so waiting jobs do not all wake at once.
         """
         at = self._now(now)
-        ready = max(
-            self._state(route).pacer.available_at(at, est_tokens),
-            self._limiter(route).available_at(at, est_tokens),
-        )
-        return spread_wakeup(ready, at, self._rng)
+        # Only waits on a provider signal (cooldown, quota reset) are spread: every
+        # waiter sees the same reset time. Bucket waits are already distinct slots,
+        # because each booking puts the bucket further into debt.
+        signalled = spread_wakeup(self._state(route).pacer.available_at(at, est_tokens), at, self._rng)
+        return max(signalled, self._limiter(route).available_at(at, est_tokens))
 
     def reserve(self, route: Route, est_tokens: int, now: float | None = None) -> None:
         """Record that a request of `est_tokens` is going to `route` now."""
         at = self._now(now)
         self._state(route).pacer.reserve(at, est_tokens)
         self._limiter(route).reserve(at, est_tokens)
+
+    def book(self, route: Route, est_tokens: int, now: float | None = None) -> None:
+        """Take a future slot in the provider's rpm/tpm buckets for a job that will wait for it.
+
+        Bookings put the buckets into debt, so the next caller's `available_at` is
+        the next free slot: waiting jobs queue instead of all aiming at one instant,
+        and a job can tell from its slot whether waiting meets its deadline.
+        """
+        self._limiter(route).reserve(self._now(now), est_tokens)
+
+    def sending(self, route: Route, est_tokens: int, now: float | None = None) -> None:
+        """A booked request is going out now: count it against the quota headers only."""
+        self._state(route).pacer.reserve(self._now(now), est_tokens)
 
     def circuit_ready_at(self, route: Route, now: float | None = None) -> float:
         """When the route's breaker could next let a call (or probe) through; ≤ `now` means now."""
