@@ -321,8 +321,8 @@ def _models(raw: Any, base: Catalog, source: str) -> list[Any]:
     known = {spec.route_id: spec for spec in base.models}
     out: list[Any] = []
     for entry in raw:
-        if isinstance(entry, dict) and isinstance(entry.get("provider"), str):
-            spec = known.get(f"{entry['provider']}/{entry.get('model')}")
+        if isinstance(entry, dict):
+            spec = known.get(f"{entry.get('provider')}/{entry.get('model')}")
             if spec is not None:
                 entry = {**spec.model_dump(exclude_defaults=True), **entry}
             else:

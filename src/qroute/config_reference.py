@@ -141,3 +141,12 @@ def render_reference() -> str:
         *_table(ModelSpec, None),
     ]
     return "\n".join(out) + "\n"
+
+
+def splice_reference(document: str) -> str:
+    """`document` with the text between the markers replaced by the current reference."""
+    start = document.find(BEGIN_MARKER)
+    end = document.find(END_MARKER)
+    if start < 0 or end < start:
+        raise ValueError(f"the document has no {BEGIN_MARKER} … {END_MARKER} block")
+    return f"{document[: start + len(BEGIN_MARKER)]}\n\n{render_reference()}\n{document[end:]}"

@@ -14,7 +14,7 @@ from rich.table import Table
 from qroute.catalog.load import active_routes, build_catalog, provider_inactive_reason
 from qroute.catalog.types import Catalog, ModelSpec
 from qroute.config import ConfigError, Settings, load_settings, validate_runtime
-from qroute.config_reference import render_reference
+from qroute.config_reference import render_reference, splice_reference
 
 EXIT_BAD_CONFIG = 2
 
@@ -110,6 +110,19 @@ def register(app: typer.Typer) -> None:
         typer.echo(settings.model_dump_json(indent=2))
 
     @group.command("reference")
-    def reference() -> None:
+    def reference(
+        update: Annotated[
+            Path | None,
+            typer.Option(help="Rewrite the generated block of this Markdown file instead of printing."),
+        ] = None,
+    ) -> None:
         """Print every setting with its type, default, limits and environment variable (Markdown)."""
-        typer.echo(render_reference(), nl=False)
+        if update is None:
+            typer.echo(render_reference(), nl=False)
+            return
+        try:
+            update.write_text(splice_reference(update.read_text(encoding="utf-8")), encoding="utf-8")
+        except (OSError, ValueError) as exc:
+            typer.echo(f"cannot update {update}: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"updated {update}")
