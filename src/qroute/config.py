@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from qroute.catalog.load import active_routes, base_catalog, check_catalog, key_hint, resolve_api_key
 from qroute.catalog.types import Catalog, ModelSpec, ProviderSpec
@@ -186,6 +186,13 @@ class Settings(_Section):
         default_factory=list, description="Models to add, or to replace by route id."
     )
 
+    @model_validator(mode="after")
+    def _provider_keys_are_names(self) -> Settings:
+        for key, spec in self.providers.items():
+            if spec.name != key:
+                raise ValueError(f"providers[{key!r}] holds provider {spec.name!r}: the key must be its name")
+        return self
+
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "kafka": KafkaSettings,
@@ -219,9 +226,9 @@ def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = N
     file = config_path(path, environ)
     source = str(file) if file is not None else "defaults"
     data: dict[str, Any] = read_toml(file) if file is not None else {}
+    if file is not None:
+        _resolve_paths(data, file.parent)  # before the environment: its paths are relative to the cwd
     env_sources = _apply_env(data, environ, source)
-    base_dir = file.parent if file is not None else Path()
-    _resolve_paths(data, base_dir)
 
     def where(loc: tuple[int | str, ...]) -> str:
         for key, var in env_sources.items():
@@ -355,7 +362,7 @@ def _check_required_keys(providers: Mapping[str, ProviderSpec], env: Mapping[str
         if resolve_api_key(spec, env) is None:
             raise ConfigError(
                 f"{source}: providers.{name}.enabled: provider '{name}' is enabled but has no API key: "
-                f"{key_hint(spec)}, or set enabled = false"
+                f"{key_hint(spec)} or set enabled = false"
             )
 
 

@@ -151,7 +151,7 @@ class TestConfigErrors:
         path = _write(tmp_path, "[providers.openai]\nenabled = true\n")
         assert _error(path) == (
             f"{path}: providers.openai.enabled: provider 'openai' is enabled but has no API key: "
-            "set OPENAI_API_KEY, or set enabled = false"
+            "set OPENAI_API_KEY or set enabled = false"
         )
         load_settings(path, env={"OPENAI_API_KEY": "sk"})  # with the key it loads
 
@@ -168,6 +168,12 @@ class TestConfigErrors:
         """`name` inside [providers.X] may not contradict X."""
         path = _write(tmp_path, LOCAL + 'name = "other"\n')
         assert _error(path).startswith(f"{path}: providers.local.name: differs from the table name")
+
+    def test_programmatic_provider_key_must_be_its_name(self) -> None:
+        """Settings built in code cannot file a provider under another name."""
+        spec = ProviderSpec(name="a", family="openai", base_url="http://127.0.0.1:9/v1")
+        with pytest.raises(ValueError, match="the key must be its name"):
+            Settings(providers={"b": spec})
 
     def test_every_problem_of_a_section_is_listed(self, tmp_path: Path) -> None:
         """Two bad values in one validation give two lines."""
@@ -249,7 +255,7 @@ class TestValidateRuntime:
         """A catalog provider with enabled = true and no key fails here too."""
         openai = default_catalog().providers["openai"].model_copy(update={"enabled": True})
         settings = Settings(providers={"openai": openai})
-        with pytest.raises(ConfigError, match="set OPENAI_API_KEY, or set enabled = false"):
+        with pytest.raises(ConfigError, match="set OPENAI_API_KEY or set enabled = false"):
             validate_runtime(settings, build_catalog(settings), {"GROQ_API_KEY": "gsk"})
 
 
