@@ -9,7 +9,10 @@ Eligibility (all must hold):
 - the model is allowed: in `constraints.allowed_models` (by model name or route
   id); with no allowlist, its tier is at least `constraints.min_tier`. An
   explicit allowlist wins over `min_tier`: naming a model is the stronger choice;
-- context window ≥ estimated input + `params.max_tokens`;
+- context window ≥ estimated input + `params.max_tokens` (the estimate is
+  unbiased, ~7 % mean error, see `qroute.routing.tokens`: a job right at a
+  window's edge may still get a `context_length` answer, which the attempt loop
+  treats as a failover, not a retry);
 - model's max output ≥ `params.max_tokens`;
 - every required capability is supported (`response_format: json_object`
   requires `json_mode`);
