@@ -1,0 +1,118 @@
+"""Publishing with acknowledgement: nothing counts as done until the broker has it.
+
+`Emitter.publish` sends a group of records (a result and its cost record, say)
+and returns only when every one is acknowledged (the producer uses acks=all).
+A failed send is retried, alone, with capped full-jitter backoff for as long as
+the caller lets it: when the broker is gone the job simply stays unfinished, its
+offset is not committed, and it is redelivered later. Only errors that no retry
+can fix (a record larger than the producer may send) end the attempt, as
+`PublishRejected`, so the caller can dead-letter the job instead of stalling
+its partition forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, ProducerClosed, RecordTooLargeError
+
+from qroute.codec import encode
+from qroute.models import CostRecord, DeadLetter, Result
+from qroute.worker.headers import Headers, contract_headers
+
+log = structlog.get_logger(__name__)
+
+_UNFIXABLE = (MessageSizeTooLargeError, RecordTooLargeError)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One record to publish."""
+
+    topic: str
+    value: bytes
+    key: bytes | None
+    headers: Headers
+
+
+class PublishRejected(Exception):
+    """The broker or producer refused a record in a way retrying cannot fix (e.g. too large)."""
+
+
+class PublisherClosed(Exception):
+    """The producer was stopped while records were still unacknowledged."""
+
+
+def result_records(
+    result: Result, cost: CostRecord, *, reply_topic: str, costs_topic: str, traceparent: bytes | None
+) -> list[Outgoing]:
+    """A result and its cost record, keyed by job id (a compacted topic keeps the latest per job)."""
+    key = result.job_id.encode()
+    return [
+        Outgoing(reply_topic, encode(result), key, contract_headers("result", traceparent)),
+        Outgoing(costs_topic, encode(cost), key, contract_headers("cost_record", traceparent)),
+    ]
+
+
+def dead_letter_record(letter: DeadLetter, *, dlq_topic: str, traceparent: bytes | None) -> Outgoing:
+    key = letter.job_id.encode() if letter.job_id else None
+    return Outgoing(dlq_topic, encode(letter), key, contract_headers("dead_letter", traceparent))
+
+
+class Emitter:
+    """Publishes groups of records and waits for every acknowledgement."""
+
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        *,
+        retry_base_s: float = 0.2,
+        retry_cap_s: float = 10.0,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._producer = producer
+        self._base = retry_base_s
+        self._cap = retry_cap_s
+        self._rng = rng
+
+    async def publish(self, records: Sequence[Outgoing]) -> None:
+        """Return once every record is acknowledged; retry failures until then (cancel to give up).
+
+        Raises `PublishRejected` for records no retry can deliver and
+        `PublisherClosed` when the producer was stopped.
+        """
+        waiting = list(records)
+        failures = 0
+        while waiting:
+            outcomes = await asyncio.gather(*(self._send(r) for r in waiting), return_exceptions=True)
+            failed: list[Outgoing] = []
+            for record, outcome in zip(waiting, outcomes, strict=True):
+                if outcome is None:
+                    continue
+                if isinstance(outcome, _UNFIXABLE):
+                    raise PublishRejected(
+                        f"{type(outcome).__name__} publishing to {record.topic}"
+                    ) from outcome
+                if isinstance(outcome, ProducerClosed):
+                    raise PublisherClosed(f"producer closed before {record.topic} acknowledged") from outcome
+                if not isinstance(outcome, KafkaError):
+                    raise outcome  # a bug, not the broker: let it surface
+                failed.append(record)
+                log.warning(
+                    "publish_failed", topic=record.topic, error=type(outcome).__name__, retry=failures + 1
+                )
+            waiting = failed
+            if waiting:
+                await asyncio.sleep(self._rng() * min(self._cap, self._base * 2**failures))
+                failures += 1
+
+    async def _send(self, record: Outgoing) -> None:
+        future = await self._producer.send(
+            record.topic, value=record.value, key=record.key, headers=record.headers
+        )
+        await future
