@@ -1,11 +1,15 @@
 """The worker's one HTTP client, and one provider call through it.
 
-Transport: httpx's API over aiohttp's connection pool (`httpx-aiohttp`). Measured
-with scripts/bench_transport.py (numbers in docs/provider-errors.md, "HTTP
-transport"): the aiohttp transport costs several times less client CPU per call
-than httpx's default transport at the concurrency a worker runs, and client CPU
-is what limits jobs per core. `transport="httpx"` keeps the default for
-comparison and for environments where aiohttp misbehaves.
+Transport: httpx's API over aiohttp's connection pool (`httpx-aiohttp`), chosen by
+measurement (scripts/bench_transport.py; numbers in docs/provider-errors.md,
+"HTTP transport"): at concurrency 50 on loopback, a whole call through `send()`
+cost 0.42–0.54 ms of client CPU with aiohttp against 4.7–5.7 ms with httpx's
+default transport, whose cost per call grows with concurrency (0.84 ms at 1).
+`transport="httpx"` keeps the default for comparison and as a fallback.
+
+Caveat of httpx-aiohttp 0.2: it reports refused, reset and dropped connections
+as `httpx.ConnectTimeout`; `classify.outcome_for_transport_error` reads the
+aiohttp cause to call them connection errors.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Literal
+from urllib.request import getproxies
 
 import aiohttp
 import httpx
@@ -23,8 +27,6 @@ from qroute.catalog.types import ProviderSpec, Route
 from qroute.models import Job
 from qroute.providers.base import Adapter, ProviderOutcome
 from qroute.providers.classify import outcome_for_transport_error
-
-Transport = Literal["aiohttp", "httpx"]
 
 KEEPALIVE_EXPIRY_S = 30.0
 """Idle connections are closed after this; providers' load balancers drop them around 60 s."""
@@ -42,7 +44,17 @@ def make_http_client(*, max_connections: int = 1000, transport: str = "aiohttp")
         keepalive_expiry=KEEPALIVE_EXPIRY_S,
     )
     if transport == "aiohttp":
-        return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), follow_redirects=False)
+
+        def session() -> aiohttp.ClientSession:
+            # Built lazily inside the running loop on first use. Proxy variables are
+            # honoured like httpx does, but aiohttp's trust_env re-reads them (and
+            # ~/.netrc) on every request, doubling client CPU: only pay when set.
+            connector = aiohttp.TCPConnector(
+                limit=max_connections, keepalive_timeout=KEEPALIVE_EXPIRY_S, ssl=httpx.create_ssl_context()
+            )
+            return aiohttp.ClientSession(connector=connector, trust_env=bool(getproxies()))
+
+        return httpx.AsyncClient(transport=AiohttpTransport(client=session), follow_redirects=False)
     if transport == "httpx":
         return httpx.AsyncClient(limits=limits, follow_redirects=False)
     raise ValueError(f"unknown transport {transport!r}: use 'aiohttp' or 'httpx'")
