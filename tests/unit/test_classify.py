@@ -7,6 +7,8 @@ from typing import Any, ClassVar
 import aiohttp
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from qroute.models import AttemptAction, AttemptOutcome
 from qroute.providers.base import ProviderOutcome
@@ -530,3 +532,55 @@ class TestTransportErrors:
         exc = httpx.ReadTimeout("Timeout on reading data from socket")
         exc.__cause__ = aiohttp.SocketTimeoutError()
         assert outcome_for_transport_error(exc).outcome == "timeout"
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=20,
+)
+"""Arbitrary JSON values, used as hostile response bodies."""
+
+SHAPED = st.fixed_dictionaries(
+    {},
+    optional={
+        "choices": JSON,
+        "usage": JSON,
+        "content": JSON,
+        "candidates": JSON,
+        "usageMetadata": JSON,
+        "error": JSON,
+        "stop_reason": JSON,
+    },
+)
+"""Bodies with the right top-level keys and arbitrary values: close enough to real to reach deep parsing."""
+
+
+class TestNeverRaises:
+    """Any status with any body gives an outcome; nothing escapes the adapters."""
+
+    @given(st.sampled_from(["openai", "anthropic", "gemini"]), st.integers(100, 599), st.binary(max_size=200))
+    def test_arbitrary_bytes(self, family: str, status: int, content: bytes) -> None:
+        """Random bytes: an outcome, and a 2xx is never a billed success without usage."""
+        result = classify(family, status, content=content)
+        assert result.outcome in ("malformed_response", "success") or result.action != "done"
+        assert result.billed is (result.usage is not None)
+
+    @given(st.sampled_from(["openai", "anthropic", "gemini"]), st.sampled_from([200, 400, 429, 500]), SHAPED)
+    def test_arbitrary_json(self, family: str, status: int, body: dict[str, Any]) -> None:
+        """Arbitrary JSON in plausible shapes: an outcome; success always carries usage and text."""
+        result = classify(family, status, body)
+        if result.outcome == "success":
+            assert result.usage is not None
+            assert result.text is not None
+        assert result.billed is (result.usage is not None)
+
+    def test_unread_streaming_response(self) -> None:
+        """A response whose body was never read is malformed, not an exception."""
+
+        async def stream() -> Any:
+            yield b"{}"
+
+        response = httpx.Response(200, content=stream())
+        result = adapter_for("openai").parse_response(response, NOW)
+        assert result.outcome == "malformed_response"

@@ -100,7 +100,11 @@ def classify_response(response: httpx.Response, now: float, parse_success: Succe
     headers = rate_headers(response.headers)
     snapshot = parse_rate_limit(headers, now)
     status = response.status_code
-    data = load_json(response.content)
+    try:
+        content = response.content
+    except httpx.ResponseNotRead:
+        return malformed(status, "body was not read", snapshot)
+    data = load_json(content)
     if not 200 <= status < 300:
         return classify_error(status, headers, parse_error(data), now, snapshot)
     if data is None:
