@@ -138,12 +138,8 @@ class Executor:
             expected_output_ratio=self._settings.default_expected_output_ratio,
         )
         if not job_plan.ranked:
-            reasons = "; ".join(
-                f"{v.route.id}: {', '.join(v.reasons)}" for v in job_plan.verdicts[:8] if v.reasons
-            )
-            return self._fail(
-                run, "no_eligible_route", f"no route satisfies the job ({reasons or 'no routes'})"
-            )
+            reasons = job_plan.explanation or "no routes are configured"
+            return self._fail(run, "no_eligible_route", f"no route satisfies the job ({reasons})")
 
         max_attempts = job.constraints.max_attempts or self._settings.max_attempts
         while True:
