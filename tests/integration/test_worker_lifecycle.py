@@ -1,0 +1,123 @@
+"""Stopping, handing back and rebalancing without losing or duplicating jobs (real broker)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from aiokafka import AIOKafkaProducer
+
+from qroute.codec import encode
+from qroute.config import Settings
+from qroute.models import Attempt, Job
+from qroute.worker.processing import Deferred, Finished
+from qroute.worker.run import build_worker
+
+from .conftest import ReadRecords
+from .test_worker_flow import FakeProcessor, committed, finished_for, job_ids, make_job, publish, wait_for
+
+
+class SlowOnce(FakeProcessor):
+    """Takes `slow_s` the first time it sees `slow_id`; everything else is quick."""
+
+    def __init__(self, slow_id: str, slow_s: float) -> None:
+        super().__init__()
+        self.slow_id = slow_id
+        self.slow_s = slow_s
+        self.seen_slow = False
+
+    async def __call__(self, job: Job, prior: tuple[Attempt, ...]) -> Finished | Deferred:
+        if job.id == self.slow_id and not self.seen_slow:
+            self.seen_slow = True
+            await asyncio.sleep(self.slow_s)
+            return finished_for(job, prior)
+        return await super().__call__(job, prior)
+
+
+class TestGracefulStop:
+    """A graceful stop finishes in-flight work, commits it, and the next member continues without duplicates."""
+
+    async def test_stop_midway_then_resume(
+        self, unique_settings: Settings, producer: AIOKafkaProducer, read_records: ReadRecords
+    ) -> None:
+        """Stop after part of the stream, start a new worker: every job has exactly one result."""
+        topics = unique_settings.topics
+        n = 300
+        high = await publish(producer, topics.jobs, [encode(make_job(f"s-{i}")) for i in range(n)])
+        first = build_worker(unique_settings, FakeProcessor(max_sleep_s=0.2), max_in_flight=40)
+        run_first = asyncio.create_task(first.run())
+        await wait_for(lambda: first.counters.jobs_done >= 60)
+        await first.stop()
+        await run_first
+        done_first = first.counters.jobs_done
+        assert first.counters.handed_back == 0
+        assert done_first < n
+
+        second = build_worker(unique_settings, FakeProcessor())
+        run_second = asyncio.create_task(second.run())
+        await wait_for(lambda: second.counters.jobs_done >= n - done_first)
+        await second.stop()
+        await run_second
+
+        results = await read_records(topics.results, n)
+        assert job_ids(results) == Counter({f"s-{i}": 1 for i in range(n)})
+        assert second.counters.jobs_done == n - done_first
+        assert await committed(unique_settings, topics.jobs, sorted(high)) == {
+            p: o + 1 for p, o in high.items()
+        }
+
+    async def test_drain_timeout_hands_back(
+        self, unique_settings: Settings, producer: AIOKafkaProducer, read_records: ReadRecords
+    ) -> None:
+        """A job still running at the drain timeout is not published or committed; the next member runs it."""
+        topics = unique_settings.topics
+        high = await publish(producer, topics.jobs, [encode(make_job("slow"))])
+        (partition, offset) = next(iter(high.items()))
+        first = build_worker(unique_settings, SlowOnce("slow", slow_s=60), drain_timeout_s=0.3)
+        run_first = asyncio.create_task(first.run())
+        await wait_for(lambda: first.in_flight == 1)
+        await first.stop()
+        await run_first
+        assert first.counters.handed_back == 1
+        assert first.counters.jobs_done == 0
+        assert (await committed(unique_settings, topics.jobs, [partition]))[partition] in (None, offset)
+
+        second = build_worker(unique_settings, FakeProcessor())
+        run_second = asyncio.create_task(second.run())
+        await wait_for(lambda: second.counters.jobs_done >= 1)
+        await second.stop()
+        await run_second
+        assert job_ids(await read_records(topics.results, 1)) == Counter({"slow": 1})
+
+
+class TestRebalance:
+    """A member joining mid-stream takes partitions over without losing or duplicating jobs."""
+
+    async def test_second_member_joins(
+        self, unique_settings: Settings, producer: AIOKafkaProducer, read_records: ReadRecords
+    ) -> None:
+        """Two members, a rebalance in the middle: every job exactly once, offsets committed to the end."""
+        topics = unique_settings.topics
+        n = 400
+        first_half = [encode(make_job(f"r-{i}")) for i in range(n // 2)]
+        second_half = [encode(make_job(f"r-{i}")) for i in range(n // 2, n)]
+        high = await publish(producer, topics.jobs, first_half)
+        a = build_worker(unique_settings, FakeProcessor(max_sleep_s=0.1), max_in_flight=30)
+        run_a = asyncio.create_task(a.run())
+        await wait_for(lambda: a.counters.jobs_done >= 20)
+        b = build_worker(unique_settings, FakeProcessor(max_sleep_s=0.1), max_in_flight=30)
+        run_b = asyncio.create_task(b.run())
+        more = await publish(producer, topics.jobs, second_half)
+        for p, o in more.items():
+            high[p] = max(high.get(p, -1), o)
+        await wait_for(lambda: a.counters.jobs_done + b.counters.jobs_done >= n, timeout_s=60)
+        await asyncio.gather(a.stop(), b.stop())
+        await asyncio.gather(run_a, run_b)
+
+        assert a.counters.rebalances >= 1
+        assert b.counters.jobs_done > 0
+        results = await read_records(topics.results, n)
+        assert job_ids(results) == Counter({f"r-{i}": 1 for i in range(n)})
+        assert await committed(unique_settings, topics.jobs, sorted(high)) == {
+            p: o + 1 for p, o in high.items()
+        }
