@@ -21,6 +21,7 @@ from qroute.codec import encode
 from qroute.config import Settings
 from qroute.kafka import make_admin, make_consumer
 from qroute.models import Attempt, CostRecord, DeadLetter, Job, Message, Result, Timings
+from qroute.observability.metrics import Metrics
 from qroute.worker.loop import Worker
 from qroute.worker.processing import Deferred, Finished
 from qroute.worker.run import build_worker
@@ -236,6 +237,69 @@ class TestDelivery:
         await wait_for(lambda: worker.counters.jobs_done >= n)
         assert processor.max_active <= 7
         assert worker.counters.max_in_flight_seen <= 7
+
+
+class TestPartitionCap:
+    """A slow record at the head of a partition limits how much of that partition runs behind it."""
+
+    async def test_slow_head_pauses_partition(
+        self, unique_settings: Settings, producer: AIOKafkaProducer, start_worker: RunWorker
+    ) -> None:
+        """With max_uncommitted_per_partition=5, at most 5 records start while the head is unfinished."""
+        topics = unique_settings.topics
+        n = 30
+        await publish(producer, topics.jobs, [encode(make_job(f"p-{i}")) for i in range(n)], partition=0)
+        processor = HeadBlocker("p-0", hold_s=1.5)
+        worker = await start_worker(processor, max_uncommitted_per_partition=5)
+        await wait_for(lambda: worker.counters.jobs_done >= n)
+        assert processor.started_while_held == 5
+        assert len(processor.calls) == n
+
+
+class HeadBlocker(FakeProcessor):
+    """Holds one job for `hold_s` and counts how many jobs start meanwhile (itself included)."""
+
+    def __init__(self, head_id: str, hold_s: float) -> None:
+        super().__init__(max_sleep_s=0.01)
+        self.head_id = head_id
+        self.hold_s = hold_s
+        self.holding = False
+        self.started_while_held = 0
+
+    async def __call__(self, job: Job, prior: tuple[Attempt, ...]) -> Finished | Deferred:
+        if job.id == self.head_id:
+            self.holding = True
+            self.started_while_held += 1
+            try:
+                await asyncio.sleep(self.hold_s)
+            finally:
+                self.holding = False
+            self.calls.append((job.id, prior))
+            return finished_for(job, prior)
+        if self.holding:
+            self.started_while_held += 1
+        return await super().__call__(job, prior)
+
+
+class TestMetrics:
+    """The worker feeds the Prometheus collectors it is given."""
+
+    async def test_counters_reach_metrics(
+        self, unique_settings: Settings, producer: AIOKafkaProducer, start_worker: RunWorker
+    ) -> None:
+        """Jobs, dead letters, commits and assignment show up in the registry."""
+        topics = unique_settings.topics
+        await publish(producer, topics.jobs, [b"{oops", *(encode(make_job(f"m-{i}")) for i in range(20))])
+        metrics = Metrics()
+        worker = await start_worker(FakeProcessor(), metrics=metrics, commit_interval_s=0.2)
+        await wait_for(lambda: worker.counters.jobs_done >= 20 and worker.counters.commits >= 1)
+        await worker.stop()
+        sample = metrics.registry.get_sample_value
+        assert sample("qroute_jobs_total", {"status": "succeeded"}) == 20
+        assert sample("qroute_dlq_total", {"reason": "invalid_json"}) == 1
+        assert (sample("qroute_commits_total") or 0) >= 1
+        assert (sample("qroute_assigned_partitions") or 0) > 0
+        assert sample("qroute_in_flight") == 0
 
 
 class TestPoison:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections import Counter
 
 from aiokafka import AIOKafkaProducer
@@ -11,7 +12,7 @@ from qroute.codec import encode
 from qroute.config import Settings
 from qroute.models import Attempt, Job
 from qroute.worker.processing import Deferred, Finished
-from qroute.worker.run import build_worker
+from qroute.worker.run import build_worker, run_worker
 
 from .conftest import ReadRecords
 from .test_worker_flow import FakeProcessor, committed, finished_for, job_ids, make_job, publish, wait_for
@@ -88,6 +89,27 @@ class TestGracefulStop:
         await second.stop()
         await run_second
         assert job_ids(await read_records(topics.results, 1)) == Counter({"slow": 1})
+
+
+class TestSignals:
+    """run_worker stops gracefully on SIGTERM."""
+
+    async def test_sigterm_drains_and_returns(
+        self, unique_settings: Settings, producer: AIOKafkaProducer, read_records: ReadRecords
+    ) -> None:
+        """After SIGTERM, run_worker returns its counters with every published job accounted for."""
+        topics = unique_settings.topics
+        n = 30
+        high = await publish(producer, topics.jobs, [encode(make_job(f"t-{i}")) for i in range(n)])
+        running = asyncio.create_task(run_worker(unique_settings, FakeProcessor()))
+        results = await read_records(topics.results, n)
+        assert len(results) == n  # so the worker is running and its signal handlers are installed
+        signal.raise_signal(signal.SIGTERM)
+        counters = await asyncio.wait_for(running, timeout=30)
+        assert counters.jobs_done == n
+        assert await committed(unique_settings, topics.jobs, sorted(high)) == {
+            p: o + 1 for p, o in high.items()
+        }
 
 
 class TestRebalance:
