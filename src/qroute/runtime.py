@@ -23,13 +23,13 @@ from qroute.catalog.load import active_routes, build_catalog, resolve_api_key
 from qroute.catalog.types import Catalog, Route
 from qroute.config import Settings, validate_runtime
 from qroute.execute import CatalogInfo, Executor
-from qroute.kafka import make_consumer, make_producer
 from qroute.observability.http import OpsServer
 from qroute.observability.metrics import Metrics
 from qroute.providers.http import make_http_client
 from qroute.resilience.state import RouteStateBook
 from qroute.worker.loop import Worker
-from qroute.worker.topics import MissingTopicsError, create_topics, missing_topics
+from qroute.worker.run import build_worker as build_kafka_worker
+from qroute.worker.topics import ensure_topics
 
 log = structlog.get_logger("qroute.runtime")
 
@@ -90,25 +90,12 @@ def build_engine(
     return Engine(settings, catalog, routes, state, client, executor, metrics)
 
 
-async def prepare_topics(settings: Settings) -> None:
-    """Create missing topics when configured to, otherwise fail with a clear message."""
-    if settings.topics.create_missing:
-        created = await create_topics(settings)
-        if created:
-            log.info("topics_created", topics=created)
-        return
-    missing = await missing_topics(settings)
-    if missing:
-        raise MissingTopicsError(missing)
-
-
 def build_worker(settings: Settings, engine: Engine) -> Worker:
+    """A Kafka worker whose processor is the engine's attempt loop."""
     known = known_model_checker(engine.catalog)
-    return Worker.from_settings(
+    return build_kafka_worker(
         settings,
-        consumer=make_consumer(settings.kafka, settings.worker.group_id),
-        producer=make_producer(settings.kafka),
-        processor=engine.executor,
+        engine.executor,
         known_model=known.__contains__,
         metrics=engine.metrics,
         price_source=engine.catalog.source,
@@ -152,7 +139,7 @@ async def run_worker(
     ProcessCollector(registry=metrics.registry)  # process CPU and memory, read by `qroute bench`
     engine = build_engine(settings, env=env, metrics=metrics)
     try:
-        await prepare_topics(settings)
+        await ensure_topics(settings)
         worker = build_worker(settings, engine)
         if install_signals:
             loop = asyncio.get_running_loop()
