@@ -6,7 +6,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, ProducerClosed
+from aiokafka.errors import (
+    KafkaConnectionError,
+    MessageSizeTooLargeError,
+    ProducerClosed,
+    UnknownTopicOrPartitionError,
+)
 
 from qroute.worker.emit import Emitter, Outgoing, PublisherClosed, PublishRejected
 
@@ -57,6 +62,21 @@ class TestPublish:
         assert producer.acked.count("results") == 1
         assert producer.acked.count("costs") == 1
         assert producer.sends == 4
+
+    async def test_missing_topic_redirected_to_fallback(self) -> None:
+        """A record for a topic that does not exist goes to its fallback topic, once."""
+        producer = FlakyProducer({"results.team-a": [UnknownTopicOrPartitionError()]})
+        records = [Outgoing("results.team-a", b"r", b"k", []), Outgoing("costs", b"c", b"k", [])]
+        await _emitter(producer).publish(records, fallback={"results.team-a": "results"})
+        assert sorted(producer.acked) == ["costs", "results"]
+
+    async def test_missing_topic_without_fallback_is_retried(self) -> None:
+        """A missing topic with no fallback (qroute's own topics) is retried until it appears."""
+        producer = FlakyProducer(
+            {"results": [UnknownTopicOrPartitionError(), UnknownTopicOrPartitionError()]}
+        )
+        await _emitter(producer).publish(RECORDS)
+        assert producer.acked.count("results") == 1
 
     async def test_too_large_is_rejected(self) -> None:
         """A record too large for the broker raises PublishRejected instead of retrying forever."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -41,9 +41,13 @@ class RecordingEmitter(Emitter):
 
     def __init__(self, reject_topic: str | None = None) -> None:
         self.sent: list[Outgoing] = []
+        self.fallbacks: list[dict[str, str]] = []
         self.reject_topic = reject_topic
 
-    async def publish(self, records: Sequence[Outgoing]) -> None:
+    async def publish(
+        self, records: Sequence[Outgoing], *, fallback: Mapping[str, str] | None = None
+    ) -> None:
+        self.fallbacks.append(dict(fallback or {}))
         if any(r.topic == self.reject_topic for r in records):
             raise PublishRejected("MessageSizeTooLargeError")
         self.sent.extend(records)
@@ -149,6 +153,14 @@ class TestFinished:
         assert {r.key for r in emitter.sent} == {b"j-1"}
         assert phases == [True, False]
         assert counters.jobs_succeeded == 1
+
+    async def test_custom_reply_topic_has_fallback(self) -> None:
+        """A result for a producer-chosen reply topic names the default results topic as its fallback."""
+        job = _job(reply_to="qroute.results.team-a")
+        emitter = RecordingEmitter()
+        await _handler(Script(_finished(job)), emitter).handle(FakeRecord(encode(job)), None, _ignore)
+        assert emitter.topics() == ["qroute.results.team-a", TOPICS.costs]
+        assert emitter.fallbacks == [{"qroute.results.team-a": TOPICS.results}]
 
     async def test_unpublishable_result_dead_lettered(self) -> None:
         """A result the broker refuses (too large) dead-letters the job as processing_error."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import date
+from decimal import Decimal
 
+from qroute.catalog.types import Catalog, ModelSpec, ProviderSpec
 from qroute.codec import encode
 from qroute.models import DeadLetter, Job, Message
 from qroute.worker.headers import SourceRef
-from qroute.worker.intake import admit, refused_reply, reply_topic
+from qroute.worker.intake import admit, known_models, refused_reply, reply_topic
 
 SOURCE = SourceRef("qroute.jobs", 1, 42)
 PREFIXES = ["qroute.results"]
@@ -116,3 +119,29 @@ class TestReplyTopic:
         assert refusal.cost.attempts == []
         assert refusal.cost.total_cost_usd == 0
         assert refusal.cost.price_version == "7"
+
+
+class TestKnownModels:
+    """known_models accepts a catalog's model names and route ids, nothing else."""
+
+    def test_names_and_route_ids(self) -> None:
+        """Both `model` and `provider/model` forms are known; other names are not."""
+        provider = ProviderSpec(name="openai", family="openai", base_url="https://api.openai.com/v1")
+        model = ModelSpec(
+            provider="openai",
+            model="gpt-4o-mini",
+            tier=1,
+            input_per_m=Decimal("0.15"),
+            output_per_m=Decimal("0.60"),
+            context_window=128_000,
+            max_output_tokens=16_384,
+            price_source="test",
+            price_date=date(2026, 1, 1),
+        )
+        known = known_models(
+            Catalog(version="1", source="test", providers={"openai": provider}, models=(model,))
+        )
+        assert known("gpt-4o-mini")
+        assert known("openai/gpt-4o-mini")
+        assert not known("anthropic/gpt-4o-mini")
+        assert not known("gpt-5")

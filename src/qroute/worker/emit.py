@@ -8,18 +8,30 @@ offset is not committed, and it is redelivered later. Only errors that no retry
 can fix (a record larger than the producer may send) end the attempt, as
 `PublishRejected`, so the caller can dead-letter the job instead of stalling
 its partition forever.
+
+A topic that does not exist (or may not be written) is the same kind of
+problem when a producer chose it (`reply_to`): the caller names a `fallback`
+topic for it and the record is redirected there. For qroute's own topics it is
+a deployment error, retried until someone creates the topic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import structlog
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError, ProducerClosed, RecordTooLargeError
+from aiokafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    ProducerClosed,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+)
 
 from qroute.codec import encode
 from qroute.models import CostRecord, DeadLetter, Result
@@ -28,6 +40,8 @@ from qroute.worker.headers import Headers, contract_headers
 log = structlog.get_logger(__name__)
 
 _UNFIXABLE = (MessageSizeTooLargeError, RecordTooLargeError)
+_TOPIC_UNAVAILABLE = (UnknownTopicOrPartitionError, TopicAuthorizationFailedError)
+"""aiokafka's send raises UnknownTopicOrPartitionError after request_timeout_ms of metadata retries."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +94,16 @@ class Emitter:
         self._cap = retry_cap_s
         self._rng = rng
 
-    async def publish(self, records: Sequence[Outgoing]) -> None:
+    async def publish(
+        self, records: Sequence[Outgoing], *, fallback: Mapping[str, str] | None = None
+    ) -> None:
         """Return once every record is acknowledged; retry failures until then (cancel to give up).
 
-        Raises `PublishRejected` for records no retry can deliver and
-        `PublisherClosed` when the producer was stopped.
+        `fallback` maps a topic to the one to use instead when it does not exist or
+        may not be written. Raises `PublishRejected` for records no retry can deliver
+        and `PublisherClosed` when the producer was stopped.
         """
+        redirects = dict(fallback or {})
         waiting = list(records)
         failures = 0
         while waiting:
@@ -102,6 +120,15 @@ class Emitter:
                     raise PublisherClosed(f"producer closed before {record.topic} acknowledged") from outcome
                 if not isinstance(outcome, KafkaError):
                     raise outcome  # a bug, not the broker: let it surface
+                if isinstance(outcome, _TOPIC_UNAVAILABLE) and record.topic in redirects:
+                    log.warning(
+                        "topic_unavailable_redirected",
+                        topic=record.topic,
+                        to=redirects[record.topic],
+                        error=type(outcome).__name__,
+                    )
+                    failed.append(replace(record, topic=redirects.pop(record.topic)))
+                    continue
                 failed.append(record)
                 log.warning(
                     "publish_failed", topic=record.topic, error=type(outcome).__name__, retry=failures + 1

@@ -142,8 +142,11 @@ class RecordHandler:
             costs_topic=self._topics.costs,
             traceparent=traceparent,
         )
+        # A reply topic the producer chose that does not exist must not stall the
+        # partition: its result goes to the default results topic instead.
+        fallback = {reply: self._topics.results} if reply != self._topics.results else None
         try:
-            await self._emitter.publish(records)
+            await self._emitter.publish(records, fallback=fallback)
         except PublishRejected as exc:
             await self._dead_letter(
                 dead_letter(

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from qroute.catalog.types import Catalog
 from qroute.codec import DecodeFailure, decode_job
 from qroute.models import CostRecord, DeadLetter, DeadLetterReason, ErrorInfo, Job, Result, Timings
 from qroute.worker.headers import SourceRef
@@ -23,6 +24,16 @@ from qroute.worker.processing import Finished
 
 KnownModel = Callable[[str], bool]
 """True when a name from `constraints.allowed_models` (model name or route id) is in the catalog."""
+
+
+def known_models(catalog: Catalog) -> KnownModel:
+    """A `KnownModel` check for every model of the catalog, by model name or `provider/model` route id.
+
+    Disabled models count as known: a job naming one fails at planning with
+    `no_eligible_route` (a configuration matter), not in the dead-letter topic.
+    """
+    names = frozenset(m.model for m in catalog.models) | frozenset(m.route_id for m in catalog.models)
+    return names.__contains__
 
 
 def dead_letter(
