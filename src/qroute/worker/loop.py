@@ -268,11 +268,18 @@ class Worker:
             while True:
                 if self._stopping and (not self._jobs or time.monotonic() >= self._drain_deadline):
                     break
+                # A fresh wake-up future before looking at the state: a completion from
+                # here on (even during the commit below) ends the wait at once.
+                wake = self._wake = asyncio.get_running_loop().create_future()
                 self._gate.release_due(self._clock())
                 self._reconcile_pauses()
                 if fetch is None:
                     fetch = asyncio.create_task(self._fetch())
-                wake = self._wake = asyncio.get_running_loop().create_future()
+                if time.monotonic() >= next_commit:
+                    # the fetch above stays pending meanwhile: the member counts as polling
+                    await self._commit()
+                    self._report_lag()
+                    next_commit = time.monotonic() + self._commit_interval_s
                 await asyncio.wait(
                     {fetch, wake}, timeout=self._wait_s(next_commit), return_when="FIRST_COMPLETED"
                 )
@@ -285,10 +292,6 @@ class Worker:
                         await asyncio.sleep(_FETCH_ERROR_BACKOFF_S)
                         continue
                     self._dispatch(batch)
-                if time.monotonic() >= next_commit:
-                    await self._commit()
-                    self._report_lag()
-                    next_commit = time.monotonic() + self._commit_interval_s
         finally:
             if fetch is not None:
                 fetch.cancel()
