@@ -1,16 +1,19 @@
 """Delay topics: parking jobs that must wait without blocking their partition.
 
 One topic per delay tier (`<prefix>.<seconds>s`). A job that must wait `w`
-seconds goes to the smallest tier `t >= w` (or the largest tier). Within one
-tier every record waits the same span, so arrival order equals due order and
-a partition can simply be paused until its head record is due, then resumed
-from that record (Spring Kafka's retry-topic pattern; Uber's reprocessing
-queues).
+seconds goes to the smallest tier `t >= w` (or the largest tier). A delay
+partition is read in order: while its head record is not due the partition is
+sought back to it and paused, then resumed when it is (Spring Kafka's
+retry-topic pattern; Uber's reprocessing queues). Separate tiers keep short
+waits from queueing behind long ones.
 
 A record's *gate time* is the earlier of its not-before and its arrival plus
-the tier span. When a wait is longer than the largest tier, the record comes
-due at the end of the span while its not-before is still ahead: the worker
-then parks it again rather than letting it hold up the records behind it.
+the tier span. Gate times in one partition are not strictly ordered (waits
+within a tier differ), so a record may wait behind its head, but never past
+its own arrival plus the tier span: a deferred job runs at most one tier span
+after it was parked. When a wait is longer than the largest tier, the record
+comes due at the end of the span with its not-before still ahead: the worker
+parks it again rather than letting it hold up the records behind it.
 """
 
 from __future__ import annotations
