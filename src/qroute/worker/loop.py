@@ -12,13 +12,14 @@ Guarantees (at-least-once):
 - an offset is committed only when every record below it on its partition has
   its result and cost record (or dead letter, or delay-topic copy) acknowledged;
 - a revoked partition's in-flight jobs get `revoke_timeout_s` to finish, then
-  its done prefix is committed; jobs still running are cancelled and their
-  records are read again by the new owner (before publishing, so no duplicate);
+  its done prefix is committed and the new owner continues from there;
 - `stop()` drains: nothing new is taken, in-flight jobs get `drain_timeout_s`,
-  the done prefix is committed and the member leaves the group. A drain that
-  finishes in time produces no duplicates.
-Duplicates can still appear after a crash or a timed-out drain: consumers
-deduplicate by job id (the Kafka key).
+  the done prefix is committed and the member leaves the group.
+A stop or rebalance whose jobs finish in time produces no duplicates. A job
+still running at the timeout is cancelled before it publishes ("handed back"):
+its record and the finished records above it on its partition are read again
+by the next owner, so those finished ones produce duplicates, as does a crash.
+Consumers deduplicate by job id (the Kafka key).
 
 The delay consumer is this same consumer: delay topics are subscribed next to
 the jobs topic, so their records share the in-flight caps, the offset tracker
