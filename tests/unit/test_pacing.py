@@ -274,3 +274,45 @@ class TestSpreadWakeup:
         assert len(set(wakes)) == 100
         assert wakes[0] >= T0 + 20
         assert wakes[-1] - wakes[0] > 2.5
+
+
+class TestLearnedRequestBucket:
+    """The request refill rate is learned from limit/remaining/reset headers, and jobs book slots on it."""
+
+    @staticmethod
+    def snapshot(remaining: int, reset_in: float, now: float) -> RateLimitSnapshot:
+        return RateLimitSnapshot(
+            limit_requests=600, remaining_requests=remaining, requests_reset_at=now + reset_in
+        )
+
+    def test_rate_is_learned_from_headers(self) -> None:
+        """600 limit, 0 remaining, full again in 60 s: 10 requests per second."""
+        pacer = RoutePacer()
+        pacer.observe_snapshot(self.snapshot(0, 60.0, 100.0), sent_at=100.0, received_at=100.0)
+        assert pacer.learned_rate == pytest.approx(10.0)
+
+    def test_bookings_get_distinct_slots_at_the_learned_rate(self) -> None:
+        """Each booking takes the next slot: waiting jobs queue 0.1 s apart instead of stampeding."""
+        pacer = RoutePacer()
+        pacer.observe_snapshot(self.snapshot(0, 60.0, 100.0), sent_at=100.0, received_at=100.0)
+        slots = []
+        for _ in range(5):
+            slots.append(pacer.learned_ready_at(100.0))
+            pacer.book(100.0)
+        assert slots == pytest.approx([100.1, 100.2, 100.3, 100.4, 100.5])
+
+    def test_a_newer_snapshot_keeps_bookings_it_does_not_reflect(self) -> None:
+        """Slots booked after the snapshot's request was sent stay taken when the snapshot is adopted."""
+        pacer = RoutePacer()
+        pacer.observe_snapshot(self.snapshot(0, 60.0, 100.0), sent_at=100.0, received_at=100.0)
+        for _ in range(10):
+            pacer.book(100.0)
+        pacer.observe_snapshot(self.snapshot(0, 60.0, 100.05), sent_at=100.05, received_at=100.05)
+        assert pacer.learned_ready_at(100.05) == pytest.approx(100.05 + 1.1)
+
+    def test_little_used_budget_teaches_nothing(self) -> None:
+        """With 599 of 600 left, rounding would distort the rate: nothing is learned yet."""
+        pacer = RoutePacer()
+        pacer.observe_snapshot(self.snapshot(599, 0.05, 100.0), sent_at=100.0, received_at=100.0)
+        assert pacer.learned_rate is None
+        assert pacer.learned_ready_at(100.0) == 100.0

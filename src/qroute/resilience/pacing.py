@@ -46,6 +46,13 @@ _ROUNDING = 1e-9
 """Slack when comparing a refilled level with a need, so a caller waking at exactly the
 computed ready time is not sent back to sleep for a nanosecond of float error."""
 
+LEARN_MIN_USED = 5
+LEARN_MIN_USED_SHARE = 0.05
+"""A rate is learned from headers only once this much of the request budget is used."""
+
+MAX_BOOKED = 100_000
+"""Bound on remembered bookings per route."""
+
 LEDGER_MEMORY_S = 600.0
 """How long a reservation is remembered while no newer snapshot covers it; longer
 than any call may take, so it is only a bound on memory."""
@@ -86,6 +93,14 @@ class TokenBucket:
         self.capacity = capacity
         self._level = capacity
         self._updated: float | None = None
+
+    @classmethod
+    def starting_at(cls, rate_per_s: float, capacity: float, level: float, now: float) -> TokenBucket:
+        """A bucket known to hold `level` at `now` (e.g. a provider's reported remaining quota)."""
+        bucket = cls(rate_per_s, capacity)
+        bucket._level = min(level, capacity)
+        bucket._updated = now
+        return bucket
 
     @classmethod
     def per_minute(cls, limit: int, *, burst_s: float = BURST_S) -> TokenBucket:
@@ -155,12 +170,19 @@ class RoutePacer:
         self.cooldown_until = float("-inf")
         self.consecutive_rate_limits = 0
         """429s in a row on this route; the backoff exponent when no retry-after came."""
+        self.learned_rate: float | None = None
+        """Request refill rate (per second) derived from the quota headers, once known."""
+        self._learned: TokenBucket | None = None
+        self._booked: deque[float] = deque()
+        """Slots (epoch seconds) booked on the learned bucket, oldest first."""
 
     @property
     def snapshot(self) -> RateLimitSnapshot | None:
         return self._snapshot
 
-    def observe_snapshot(self, snapshot: RateLimitSnapshot, *, sent_at: float) -> bool:
+    def observe_snapshot(
+        self, snapshot: RateLimitSnapshot, *, sent_at: float, received_at: float | None = None
+    ) -> bool:
         """Adopt `snapshot` if its request was sent no earlier than the current one's.
 
         Returns whether it was adopted. Reservations made up to `sent_at` are
@@ -171,7 +193,50 @@ class RoutePacer:
         self._snapshot = snapshot
         self._snapshot_sent_at = sent_at
         self._forget_until(sent_at)
+        self._learn(snapshot, sent_at, received_at)
         return True
+
+    def _learn(self, snap: RateLimitSnapshot, sent_at: float, received_at: float | None) -> None:
+        """Derive the request bucket (capacity, refill rate, level) from a snapshot.
+
+        Providers report the limit, what remains and when the bucket is full again
+        ("reset"), so the refill rate is (limit - remaining) / time-to-reset. With
+        it, waiting jobs get distinct future slots instead of all aiming at the
+        reset, and a job can tell whether its slot meets its deadline. Only
+        trusted when enough of the budget is used that the integer rounding of
+        `remaining` cannot distort the rate much.
+        """
+        limit, remaining, reset_at = snap.limit_requests, snap.remaining_requests, snap.requests_reset_at
+        if limit is None or remaining is None or limit <= 0:
+            return
+        if reset_at is not None and received_at is not None:
+            used, window = limit - remaining, reset_at - received_at
+            if used >= max(LEARN_MIN_USED, LEARN_MIN_USED_SHARE * limit) and window > 0:
+                self.learned_rate = used / window
+        if self.learned_rate is None:
+            return
+        bucket = TokenBucket.starting_at(self.learned_rate, float(limit), float(remaining), sent_at)
+        while self._booked and self._booked[0] <= sent_at:
+            self._booked.popleft()  # sent before this request: the provider's count includes them
+        if self._booked:
+            bucket.take(sent_at, len(self._booked))  # booked after this request: not in its count
+        self._learned = bucket
+
+    def learned_ready_at(self, now: float) -> float:
+        """Next free slot on the learned request bucket (≤ `now`: now); `now` when nothing is learned."""
+        if self._learned is None:
+            return now
+        return self._learned.ready_at(now, 1)
+
+    def book(self, now: float) -> None:
+        """Take the next slot on the learned request bucket for a request that will go then."""
+        if self._learned is None:
+            return
+        slot = self._learned.ready_at(now, 1)
+        self._learned.take(now, 1)
+        self._booked.append(max(slot, now))
+        if len(self._booked) > MAX_BOOKED:
+            self._booked.popleft()
 
     def cool_down(self, until: float) -> None:
         """Refuse requests before `until`; an earlier end than the current one changes nothing."""
@@ -183,7 +248,11 @@ class RoutePacer:
         snap = self._snapshot
         if snap is None:
             return ready
-        if snap.remaining_requests is not None and snap.requests_reset_at is not None:
+        if (
+            self._learned is None
+            and snap.remaining_requests is not None
+            and snap.requests_reset_at is not None
+        ):
             left = snap.remaining_requests - len(self._ledger)
             if left <= 0 and snap.requests_reset_at > now:
                 ready = max(ready, snap.requests_reset_at)

@@ -88,8 +88,9 @@ class RouteStateBook:
         # Only waits on a provider signal (cooldown, quota reset) are spread: every
         # waiter sees the same reset time. Bucket waits are already distinct slots,
         # because each booking puts the bucket further into debt.
-        signalled = spread_wakeup(self._state(route).pacer.available_at(at, est_tokens), at, self._rng)
-        return max(signalled, self._limiter(route).available_at(at, est_tokens))
+        pacer = self._state(route).pacer
+        signalled = spread_wakeup(pacer.available_at(at, est_tokens), at, self._rng)
+        return max(signalled, pacer.learned_ready_at(at), self._limiter(route).available_at(at, est_tokens))
 
     def reserve(self, route: Route, est_tokens: int, now: float | None = None) -> None:
         """Record that a request of `est_tokens` is going to `route` now."""
@@ -104,7 +105,9 @@ class RouteStateBook:
         the next free slot: waiting jobs queue instead of all aiming at one instant,
         and a job can tell from its slot whether waiting meets its deadline.
         """
-        self._limiter(route).reserve(self._now(now), est_tokens)
+        at = self._now(now)
+        self._limiter(route).reserve(at, est_tokens)
+        self._state(route).pacer.book(at)
 
     def sending(self, route: Route, est_tokens: int, now: float | None = None) -> None:
         """A booked request is going out now: count it against the quota headers only."""
@@ -144,7 +147,7 @@ class RouteStateBook:
             state.latency.observe(latency_s)
             pacer.consecutive_rate_limits = 0
         if outcome.rate_limit is not None:
-            pacer.observe_snapshot(outcome.rate_limit, sent_at=at - max(0.0, latency_s))
+            pacer.observe_snapshot(outcome.rate_limit, sent_at=at - max(0.0, latency_s), received_at=at)
         if outcome.outcome == "rate_limited" or outcome.retry_after_s is not None:
             delay = retry_delay(
                 pacer.consecutive_rate_limits,
