@@ -15,6 +15,9 @@ import re
 MESSAGE_OVERHEAD_TOKENS = 3
 """Framing tokens billed per message (role markers), as chat formats do."""
 
+WORD_SOURCE_CHARS = 4096
+"""Answers reuse words from the start of the prompt only: enough variety, bounded cost."""
+
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
 _DIRECTIVE = re.compile(r"\[sim:[^\]]*\]")
 _FALLBACK_WORDS = ("the", "request", "was", "processed", "and", "summarised", "briefly")
@@ -39,12 +42,16 @@ def answer(prompt: str, input_tokens: int, budget: int, *, json_mode: bool) -> t
     """
     seed = int.from_bytes(hashlib.blake2b(prompt.encode("utf-8", "replace"), digest_size=8).digest(), "big")
     rng = random.Random(seed)
-    words = _WORD.findall(_DIRECTIVE.sub(" ", prompt)) or list(_FALLBACK_WORDS)
+    source = prompt[:WORD_SOURCE_CHARS].lower()
+    if "[sim:" in source:
+        source = _DIRECTIVE.sub(" ", source)
+    words = _WORD.findall(source) or list(_FALLBACK_WORDS)
     wanted = max(8, min(input_tokens // 4, 256))
     wanted = rng.randint(max(4, wanted * 3 // 4), wanted * 5 // 4)
     chars = wanted * 4
-    # Every word costs >= 2 characters with its space, so this many always fills `chars`.
-    text = " ".join(word.lower() for word in rng.choices(words, k=chars // 2 + 1))
+    # Each pick costs at least (shortest word + 1 space) characters, so this many always fills `chars`.
+    picks = chars // (min(map(len, words)) + 1) + 1
+    text = " ".join(rng.choices(words, k=picks))
     cut = text.rfind(" ", 0, chars + 1)
     text = text[: cut if cut > 0 else chars]
     text = text[:1].upper() + text[1:] + "."
