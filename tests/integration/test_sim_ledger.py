@@ -151,6 +151,17 @@ class TestLedgerTotals:
         assert "E" not in data["entries"][0]["cost"]
         assert Decimal(data["entries"][0]["cost"]) == ledger.entries[0].cost
 
+    async def test_summary_view_keeps_totals(self, sim: SimServer, http: httpx.AsyncClient) -> None:
+        """?entries=false drops the entry list but keeps exact totals per provider and the billed count."""
+        for prompt in ("one", "two"):
+            await http.post(f"{sim.base_url('oa')}/chat/completions", json=chat_request("o-mini", prompt))
+        full = await sim.ledger()
+        data = (await http.get(f"{sim.url}/_sim/ledger", params={"entries": "false"})).json()
+        assert data["entries"] == []
+        assert data["billed_count"] == 2
+        assert Decimal(data["provider_totals"]["oa"]) == full.total_for("oa") == full.total_cost
+        assert full.total_for("an") == 0
+
     async def test_reset_clears_the_bill(self, sim: SimServer, http: httpx.AsyncClient) -> None:
         """POST /_sim/reset empties entries, totals and counts."""
         await http.post(f"{sim.base_url('oa')}/chat/completions", json=chat_request("o-mini", "hello"))

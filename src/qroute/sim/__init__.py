@@ -10,7 +10,8 @@ fault rates and schedules, outage windows and a seed; see `SimConfig` and
 
 Control endpoints:
     GET  /_sim/health                    providers, families, models, outage state
-    GET  /_sim/ledger                    billed entries, exact total, status and fault counts
+    GET  /_sim/ledger                    billed entries, exact totals, status and fault counts
+                                         (?entries=false: totals and counts only)
     POST /_sim/reset                     empty ledger, full buckets, outage clock restarted
     POST /_sim/providers/NAME/outage     body {"down": true|false}: manual outage switch (503s)
 

@@ -177,8 +177,8 @@ class SimEngine:
         runtime.manual_down = down
         return True
 
-    def ledger(self) -> Ledger:
-        return self._book.snapshot()
+    def ledger(self, *, entries: bool = True) -> Ledger:
+        return self._book.snapshot(entries=entries)
 
     def health(self) -> dict[str, object]:
         elapsed = self._clock() - self._start

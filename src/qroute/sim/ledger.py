@@ -57,7 +57,12 @@ class Ledger(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     entries: list[LedgerEntry]
+    """Every billed answer, in billing order (empty in a summary snapshot)."""
     total_cost: Cost
+    provider_totals: dict[str, Cost]
+    """Exact total per provider that billed anything."""
+    billed_count: int
+    """Number of billed answers (also in a summary snapshot)."""
     status_counts: dict[str, dict[str, int]]
     """Per provider: answers by HTTP status ("200", "429", …), or "reset"/"timeout" when none was sent."""
     fault_counts: dict[str, dict[str, int]]
@@ -65,7 +70,7 @@ class Ledger(BaseModel):
 
     def total_for(self, provider: str) -> Decimal:
         """Exact total billed by one provider."""
-        return sum((e.cost for e in self.entries if e.provider == provider), Decimal(0))
+        return self.provider_totals.get(provider, Decimal(0))
 
     def billed(self, provider: str | None = None) -> list[LedgerEntry]:
         """Billed entries, optionally of one provider."""
@@ -78,6 +83,7 @@ class LedgerBook:
     def __init__(self) -> None:
         self._entries: list[LedgerEntry] = []
         self._total = Decimal(0)
+        self._provider_totals: defaultdict[str, Decimal] = defaultdict(Decimal)
         self._statuses: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._faults: defaultdict[str, Counter[str]] = defaultdict(Counter)
 
@@ -86,6 +92,7 @@ class LedgerBook:
         with localcontext() as ctx:
             ctx.prec = 60
             self._total += entry.cost
+            self._provider_totals[entry.provider] += entry.cost
 
     def count_status(self, provider: str, status: str) -> None:
         self._statuses[provider][status] += 1
@@ -93,10 +100,13 @@ class LedgerBook:
     def count_fault(self, provider: str, kind: str) -> None:
         self._faults[provider][kind] += 1
 
-    def snapshot(self) -> Ledger:
+    def snapshot(self, *, entries: bool = True) -> Ledger:
+        """The bill now; `entries=False` leaves out the per-answer list (cheap after long runs)."""
         return Ledger(
-            entries=list(self._entries),
+            entries=list(self._entries) if entries else [],
             total_cost=self._total,
+            provider_totals=dict(self._provider_totals),
+            billed_count=len(self._entries),
             status_counts={p: dict(c) for p, c in self._statuses.items()},
             fault_counts={p: dict(c) for p, c in self._faults.items()},
         )
@@ -104,5 +114,6 @@ class LedgerBook:
     def clear(self) -> None:
         self._entries = []
         self._total = Decimal(0)
+        self._provider_totals = defaultdict(Decimal)
         self._statuses = defaultdict(Counter)
         self._faults = defaultdict(Counter)

@@ -48,9 +48,10 @@ class RemoteSim:
             raise KeyError(f"no simulated provider named {provider!r}")
         return provider_base_url(self.url, provider, spec.family)
 
-    async def ledger(self) -> Ledger:
+    async def ledger(self, *, entries: bool = True) -> Ledger:
+        """The bill so far; `entries=False` fetches totals and counts only."""
         async with httpx.AsyncClient(timeout=30.0) as client:
-            response = await client.get(f"{self.url}/_sim/ledger")
+            response = await client.get(f"{self.url}/_sim/ledger", params={"entries": str(entries).lower()})
         response.raise_for_status()
         return Ledger.model_validate_json(response.content)
 

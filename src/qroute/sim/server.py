@@ -98,9 +98,12 @@ class SimServer:
             raise KeyError(f"no simulated provider named {provider!r}")
         return provider_base_url(self.url, provider, spec.family)
 
-    async def ledger(self) -> Ledger:
-        """The bill so far (read in process; the same data as `GET /_sim/ledger`)."""
-        return self.engine.ledger()
+    async def ledger(self, *, entries: bool = True) -> Ledger:
+        """The bill so far (read in process; the same data as `GET /_sim/ledger`).
+
+        `entries=False` returns totals and counts only.
+        """
+        return self.engine.ledger(entries=entries)
 
     def set_outage(self, provider: str, down: bool) -> None:
         if not self.engine.set_outage(provider, down):
@@ -129,8 +132,11 @@ def build_app(engine: SimEngine, closing: asyncio.Event) -> web.Application:
     async def health(_: web.Request) -> web.Response:
         return _json(engine.health())
 
-    async def ledger(_: web.Request) -> web.Response:
-        return web.Response(body=engine.ledger().model_dump_json().encode(), content_type="application/json")
+    async def ledger(request: web.Request) -> web.Response:
+        # ?entries=false: totals and counts only, for long runs with many entries.
+        entries = request.query.get("entries", "true").lower() not in ("false", "0", "no")
+        body = engine.ledger(entries=entries).model_dump_json().encode()
+        return web.Response(body=body, content_type="application/json")
 
     async def reset(_: web.Request) -> web.Response:
         engine.reset()
