@@ -1,0 +1,1 @@
+"""Deployment files (deploy/, docker-compose.yml) checked with real validators, without Docker."""
