@@ -162,10 +162,13 @@ class Executor:
             route = estimate.route
             wait = ready_at - now
             if wait > 0:
+                # Keep the slot: after the wait (or the deferral) the job comes back
+                # through _choose, which re-checks provider signals but does not book again.
+                self._keep_booking(job.id, route.id, ready_at, now)
                 if wait > self._settings.defer_threshold_s and self._allow_defer:
-                    self._keep_booking(job.id, route.id, ready_at, now)
                     return Deferred(not_before=ready_at, attempts=tuple(run.attempts))
                 await self._sleep(wait)
+                continue
             if not self._state.allow(route, self._clock()):
                 continue  # its circuit opened while we waited: choose again
             self._state.sending(route, estimate.input_tokens + estimate.output_tokens, self._clock())
@@ -209,7 +212,8 @@ class Executor:
             held = booking is not None and booking[0] == route.id
             ready = self._state.circuit_ready_at(route, now)
             if held and booking is not None:
-                ready = max(ready, booking[1])
+                tokens = estimate.input_tokens + estimate.output_tokens
+                ready = max(ready, booking[1], self._state.signal_ready_at(route, tokens, now))
             else:
                 ready = max(ready, self._ready_at(run, estimate, now))
             if deadline is not None:

@@ -316,3 +316,21 @@ class TestLearnedRequestBucket:
         pacer.observe_snapshot(self.snapshot(599, 0.05, 100.0), sent_at=100.0, received_at=100.0)
         assert pacer.learned_rate is None
         assert pacer.learned_ready_at(100.0) == 100.0
+
+
+class TestSlowStart:
+    """Until a route has answered once, only one request goes to it."""
+
+    def test_second_request_waits_for_the_first_answer(self) -> None:
+        """One reservation out and no answer yet: the next request is held back briefly."""
+        pacer = RoutePacer()
+        assert pacer.available_at(10.0, 100) == 10.0
+        pacer.reserve(10.0, 100)
+        assert pacer.available_at(10.0, 100) > 10.0
+
+    def test_an_answer_lifts_the_slow_start(self) -> None:
+        """After the first answer (even without quota headers) requests flow freely."""
+        pacer = RoutePacer()
+        pacer.reserve(10.0, 100)
+        pacer.answered = True
+        assert pacer.available_at(10.0, 100) == 10.0

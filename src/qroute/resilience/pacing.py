@@ -50,6 +50,9 @@ LEARN_MIN_USED = 5
 LEARN_MIN_USED_SHARE = 0.05
 """A rate is learned from headers only once this much of the request budget is used."""
 
+FIRST_ANSWER_POLL_S = 0.1
+"""How often requests held back by the slow start look again."""
+
 MAX_BOOKED = 100_000
 """Bound on remembered bookings per route."""
 
@@ -170,6 +173,8 @@ class RoutePacer:
         self.cooldown_until = float("-inf")
         self.consecutive_rate_limits = 0
         """429s in a row on this route; the backoff exponent when no retry-after came."""
+        self.answered = False
+        """Whether any call to this route has come back yet (see `available_at`)."""
         self.learned_rate: float | None = None
         """Request refill rate (per second) derived from the quota headers, once known."""
         self._learned: TokenBucket | None = None
@@ -188,6 +193,7 @@ class RoutePacer:
         Returns whether it was adopted. Reservations made up to `sent_at` are
         reflected in it and leave the ledger.
         """
+        self.answered = True
         if sent_at < self._snapshot_sent_at:
             return False
         self._snapshot = snapshot
@@ -246,6 +252,10 @@ class RoutePacer:
         """Earliest time a request of `est_tokens` may go (≤ `now` means now)."""
         ready = max(now, self.cooldown_until)
         snap = self._snapshot
+        if not self.answered and self._ledger:
+            # Slow start: until the first answer tells us the quota, one request is
+            # enough; a cold worker flooding an unknown limit earns a wave of 429s.
+            return max(ready, now + FIRST_ANSWER_POLL_S)
         if snap is None:
             return ready
         if (

@@ -92,6 +92,11 @@ class RouteStateBook:
         signalled = spread_wakeup(pacer.available_at(at, est_tokens), at, self._rng)
         return max(signalled, pacer.learned_ready_at(at), self._limiter(route).available_at(at, est_tokens))
 
+    def signal_ready_at(self, route: Route, est_tokens: int, now: float | None = None) -> float:
+        """Like `available_at` but ignoring the buckets: for a job that already booked its slot."""
+        at = self._now(now)
+        return spread_wakeup(self._state(route).pacer.available_at(at, est_tokens), at, self._rng)
+
     def reserve(self, route: Route, est_tokens: int, now: float | None = None) -> None:
         """Record that a request of `est_tokens` is going to `route` now."""
         at = self._now(now)
@@ -143,6 +148,7 @@ class RouteStateBook:
         state = self._state(route)
         state.circuit.record(outcome.outcome, at)
         pacer = state.pacer
+        pacer.answered = True
         if outcome.outcome == "success":
             state.latency.observe(latency_s)
             pacer.consecutive_rate_limits = 0
