@@ -104,7 +104,7 @@ class OpenAIWire:
         return {"error": {"message": error.message, "type": kind, "param": error.param, "code": code}}
 
     def id_headers(self, request_id: str) -> dict[str, str]:
-        return {"x-request-id": request_id, "openai-processing-ms": "0"}
+        return {"x-request-id": request_id}
 
     def limit_headers(self, state: LimitState, now_epoch: float) -> dict[str, str]:
         headers: dict[str, str] = {}
