@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.files import ALERTS, COMPOSE_CONFIG, COMPOSE_FILE, DASHBOARD, KUBERNETES, load_yaml
+from tests.deploy.files import ALERTS, COMPOSE_CONFIG, COMPOSE_FILE, DASHBOARD, KUBERNETES, in_ci, load_yaml
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +70,6 @@ def promtool() -> str:
     if found is not None:
         return found
     message = "promtool not found: apt-get install prometheus (Debian ships promtool in it)"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if in_ci(os.environ):
         pytest.fail(f"{message}; CI must run the Prometheus rule checks", pytrace=False)
     pytest.skip(message)

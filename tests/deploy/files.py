@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,3 +23,8 @@ WORKER_CONFIG_PATH = "/etc/qroute/qroute.toml"
 def load_yaml(path: Path) -> Any:
     with path.open(encoding="utf-8") as fh:
         return yaml.safe_load(fh)
+
+
+def in_ci(env: Mapping[str, str]) -> bool:
+    """Whether this run is CI (.ci/run exports CI=true), where no deployment check may be skipped."""
+    return env.get("CI", "").strip().lower() in ("1", "true", "yes")
