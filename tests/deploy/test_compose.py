@@ -187,6 +187,7 @@ class TestWorkers:
         assert any(
             str(v).split(":")[:2] == ["./deploy/qroute.compose.toml", path] for v in service["volumes"]
         )
+        assert service["env_file"] == services(compose)[WORKERS[0]]["env_file"], "same QROUTE_* overrides"
 
     @pytest.mark.parametrize("worker", WORKERS)
     def test_keys_come_from_an_uncommitted_env_file(self, compose: dict[str, Any], worker: str) -> None:
