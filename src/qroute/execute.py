@@ -210,12 +210,18 @@ class Executor:
                 continue
             any_budget_ok = True
             held = booking is not None and booking[0] == route.id
-            ready = self._state.circuit_ready_at(route, now)
+            circuit_ready = ready = self._state.circuit_ready_at(route, now)
             if held and booking is not None:
                 tokens = estimate.input_tokens + estimate.output_tokens
                 ready = max(ready, booking[1], self._state.signal_ready_at(route, tokens, now))
             else:
                 ready = max(ready, self._ready_at(run, estimate, now))
+            if circuit_ready > now:
+                # Open circuit (or its one probe already out): the route is presumed down,
+                # so the next cheapest serves; it is waited for only when nothing else is left.
+                if soonest is None or ready < soonest[1]:
+                    soonest = (estimate, ready, held)
+                continue
             if deadline is not None:
                 latency = self._state.expected_latency(route) + self._settings.deadline_margin_s
                 if max(ready, now) + latency > deadline:
@@ -226,8 +232,8 @@ class Executor:
             return self._take(estimate, ready, held, now)
         if not any_budget_ok:
             return "budget"
-        if soonest is not None and deadline is not None and soonest[1] < deadline:
-            # Nothing is expected to make it in time; the soonest route is still worth a try.
+        if soonest is not None and (deadline is None or soonest[1] < deadline):
+            # Nothing is usable now or in time; the soonest route is still worth a try.
             return self._take(*soonest, now)
         if all(e.route.id in run.excluded for e in ranked):
             return "exhausted"
