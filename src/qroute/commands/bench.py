@@ -1,0 +1,66 @@
+"""`qroute bench`: measure the worker on this machine (embedded broker, simulator, worker subprocess)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, cast
+
+import typer
+from rich.console import Console
+
+from qroute.bench.report import render, render_summary, report_json
+from qroute.bench.runner import SCENARIOS, BenchOptions, ScenarioName, environment, run_bench
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def bench(
+        scenario: Annotated[
+            str, typer.Option("--scenario", help="all, or one of: cpu, throughput, ratelimit.")
+        ] = "all",
+        jobs: Annotated[
+            int | None,
+            typer.Option(
+                "--jobs",
+                min=10,
+                help="Jobs per run, overriding each scenario's default (cpu 3000, throughput 4000, ratelimit 2000).",
+            ),
+        ] = None,
+        as_json: Annotated[
+            bool,
+            typer.Option("--json", help="Print the results as JSON on stdout (progress goes to stderr)."),
+        ] = False,
+        workdir: Annotated[
+            Path | None,
+            typer.Option(
+                "--workdir", help="Keep worker configs and logs here (default: a temporary folder)."
+            ),
+        ] = None,
+    ) -> None:
+        """Benchmark a worker process: CPU per job, throughput vs. the serial baseline, rate-limit routing.
+
+        Everything runs locally: an embedded broker, the provider simulator and the
+        worker each in their own process. Exit code 0 when every target passes, 1 otherwise.
+        """
+        if scenario != "all" and scenario not in SCENARIOS:
+            typer.echo(f"error: --scenario must be all, {', '.join(SCENARIOS)}; got {scenario!r}", err=True)
+            raise typer.Exit(2)
+        chosen = SCENARIOS if scenario == "all" else (cast(ScenarioName, scenario),)
+        err = Console(stderr=True)
+        out = Console()
+        env = environment()
+        reports = asyncio.run(
+            run_bench(
+                BenchOptions(scenarios=chosen, jobs=jobs, workdir=workdir),
+                progress=lambda line: err.print(f"[dim]bench:[/dim] {line}"),
+            )
+        )
+        shown = err if as_json else out
+        for report in reports:
+            shown.print(render(report))
+        shown.print(render_summary(reports))
+        if as_json:
+            out.print_json(json.dumps(report_json(reports, env)))
+        raise typer.Exit(0 if all(r.passed for r in reports) else 1)
