@@ -448,3 +448,131 @@ class TestBrokenAnswers:
         assert all(a.error for a in out.cost.attempts[:3]), "each broken attempt says what went wrong"
         assert_reconciles([out.cost], ledger)
         assert ledger.billed("cheap") == []
+
+
+def mixed_sim() -> SimConfig:
+    """Three routes, each with its own faults; cheap has a small window and a short read timeout."""
+    return sim_config(
+        sim_provider(
+            "cheap",
+            "openai",
+            models=[sim_model("small", input_per_m="0.10", cached_input_per_m="0.01", output_per_m="0.40")],
+            failure_rates={
+                "500": 0.02,
+                "502": 0.02,
+                "503": 0.04,
+                "529": 0.01,
+                "malformed": 0.02,
+                "truncated": 0.02,
+                "reset": 0.02,
+                "no-usage": 0.02,
+                "timeout": 0.005,
+            },
+            hang_s=1.0,
+        ),
+        sim_provider(
+            "mid",
+            "anthropic",
+            models=[
+                sim_model(
+                    "large",
+                    input_per_m="1.00",
+                    cached_input_per_m="0.10",
+                    output_per_m="4.00",
+                    context_window=200_000,
+                    cached_ratio=0.5,
+                )
+            ],
+            failure_rates={"529": 0.05, "503": 0.03, "reset": 0.02},
+        ),
+        sim_provider(
+            "premium",
+            "openai",
+            models=[
+                sim_model(
+                    "reasoner",
+                    input_per_m="3.00",
+                    cached_input_per_m="0.30",
+                    output_per_m="15.00",
+                    context_window=200_000,
+                    reasoning_tokens=16,
+                )
+            ],
+            failure_rates={"500": 0.03, "malformed": 0.02},
+        ),
+        seed=11,
+    )
+
+
+def mixed_job(i: int) -> Job:
+    """Mostly plain summaries; some forced 400s, content filters, 429s and prompts too long for cheap."""
+    prompt = (
+        f"Summarise report {i}: the tide tables for harbour {i % 17} and the moon phases of week {i % 52}."
+    )
+    if i % 50 == 3:
+        prompt += " [sim:400]"
+    elif i % 97 == 1:
+        prompt += " [sim:content-filter]"
+    elif i % 250 == 11:
+        prompt += " [sim:429*1@cheap]"
+    elif i % 100 == 5:
+        prompt = (
+            "klmnopqrst" * 3500
+        )  # planner's estimate fits cheap's 8k window; the provider's count does not
+    deadline = 120.0 if i % 7 == 0 else None
+    return make_job(prompt, job_id=f"mixed-{i}", deadline_in_s=deadline, max_tokens=48 + i % 64)
+
+
+class TestLedgerReconciliation:
+    """Over a large run with mixed failures, qroute's cost records are exactly the simulator's bill."""
+
+    async def test_a_thousand_jobs_with_mixed_failures_cost_exactly_what_the_simulator_billed(self) -> None:
+        """1,200 jobs at concurrency 50: one Finished each, and Σ cost records == ledger total (Decimal ==)."""
+        n, concurrency = 1200, 50
+        gate = asyncio.Semaphore(concurrency)
+        deferrals = 0
+
+        async def one(loop: Loop, job: Job) -> Finished:
+            nonlocal deferrals
+            async with gate:
+                out = await loop.executor.run(job)
+                while isinstance(out, Deferred):  # what the delay topic does, in process
+                    deferrals += 1
+                    await asyncio.sleep(max(0.0, out.not_before - time.time()))
+                    out = await loop.executor.run(job, out.attempts)
+                return out
+
+        routing = RoutingSettings(backoff_base_s=0.01, backoff_cap_s=0.1, circuit_open_s=1.0)
+        async with (
+            SimServer(mixed_sim()) as sim,
+            attempt_loop(sim, routing, provider_overrides=SHORT_TIMEOUTS) as loop,
+        ):
+            finished = await asyncio.gather(*(one(loop, mixed_job(i)) for i in range(n)))
+            ledger = await sim.ledger()
+
+        assert Counter(f.result.job_id for f in finished) == Counter(f"mixed-{i}" for i in range(n))
+        assert all(f.cost.job_id == f.result.job_id for f in finished)
+        assert_reconciles([f.cost for f in finished], ledger)
+        total = sum((f.cost.total_cost_usd for f in finished), start=Decimal(0))
+        assert total == ledger.total_cost > 0
+        for provider in ("cheap", "mid", "premium"):
+            paid = sum(
+                (a.cost_usd for f in finished for a in f.cost.attempts if a.provider == provider),
+                start=Decimal(0),
+            )
+            assert paid == ledger.total_for(provider)
+
+        # The run really was mixed: faults of every kind, failovers, terminal failures, cache reads.
+        outcomes = Counter(a.outcome for f in finished for a in f.cost.attempts)
+        assert {"server_error", "overloaded", "malformed_response", "connection_error", "timeout"} <= set(
+            outcomes
+        )
+        assert {"rate_limited", "context_length", "bad_request", "content_filter"} <= set(outcomes)
+        statuses = Counter(f.result.status for f in finished)
+        assert statuses["failed"] >= n // 50, "forced 400s fail their jobs"
+        providers = Counter(f.result.provider for f in finished if f.result.status == "succeeded")
+        assert providers["cheap"] > providers["mid"] > 0, "cheap serves most; failovers reach mid"
+        assert any(
+            a.usage is not None and a.usage.cached_input_tokens for f in finished for a in f.cost.attempts
+        )
+        assert deferrals == 0, "every wait here is short enough to sleep in process"
