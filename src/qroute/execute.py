@@ -53,6 +53,9 @@ from qroute.worker.processing import Deferred, Finished
 ROUTE_RETRIES = 2
 """Transient failures retried on one route before failing over to the next."""
 
+ROUTE_RATE_LIMITS = 3
+"""429s one job takes from one route before it moves on (when another route is left)."""
+
 INPUT_ESTIMATE_SAFETY = Decimal("1.25")
 """Worst-case factor on the offline input-token estimate when guarding max_cost_usd."""
 
@@ -77,6 +80,7 @@ class _JobRun:
     spent: Decimal
     excluded: dict[str, str] = field(default_factory=dict)
     route_retries: dict[str, int] = field(default_factory=dict)
+    rate_limited: dict[str, int] = field(default_factory=dict)
     last_error: str | None = None
 
 
@@ -179,7 +183,14 @@ class Executor:
                 return self._fail(run, "provider_rejected", f"{route.id}: {outcome.error or outcome.outcome}")
             if outcome.action == "failover":
                 self._exclude(run, route.id, outcome.error or outcome.outcome)
-            elif outcome.outcome != "rate_limited":
+            elif outcome.outcome == "rate_limited":
+                # Our view of the quota was wrong (another worker, another client on the
+                # account): wait as told, but do not let one route eat the attempt budget.
+                limited = run.rate_limited.get(route.id, 0) + 1
+                run.rate_limited[route.id] = limited
+                if limited >= ROUTE_RATE_LIMITS and self._has_alternative(run, job_plan.ranked, route.id):
+                    self._exclude(run, route.id, f"rate limited {limited} times")
+            else:
                 retries = run.route_retries.get(route.id, 0) + 1
                 run.route_retries[route.id] = retries
                 if retries > ROUTE_RETRIES:
@@ -245,6 +256,10 @@ class Executor:
         if not held:
             self._state.book(estimate.route, estimate.input_tokens + estimate.output_tokens, now)
         return estimate, ready
+
+    @staticmethod
+    def _has_alternative(run: _JobRun, ranked: Sequence[RouteEstimate], route_id: str) -> bool:
+        return any(e.route.id != route_id and e.route.id not in run.excluded for e in ranked)
 
     def _keep_booking(self, job_id: str, route_id: str, slot: float, now: float) -> None:
         """Remember a deferred job's slot so it does not queue twice when it comes back."""

@@ -246,3 +246,21 @@ class TestAttemptLoop:
         assert out.result.error is not None
         assert out.result.error.type == "attempts_exhausted"
         assert json.loads(out.cost.model_dump_json())["total_cost_usd"] == "0"
+
+
+class TestRateLimitBudget:
+    async def test_repeated_429s_move_the_job_on_before_the_budget_runs_out(self) -> None:
+        """Three 429s on one route (our quota view was wrong) fail the job over instead of exhausting it."""
+        limited = error(429, "rate_limit_exceeded", "slow down", {"retry-after": "1"})
+        script, clock = Script(cheap=[limited], mid=[ok()]), FakeClock()
+        out = await finish(executor(script, clock), job())
+        assert script.calls == ["cheap", "cheap", "cheap", "mid"]
+        assert out.result.provider == "mid"
+
+    async def test_a_lone_route_keeps_waiting_out_429s(self) -> None:
+        """With no other route, 429s are waited out until the attempt budget ends."""
+        limited = error(429, "rate_limit_exceeded", "slow down", {"retry-after": "1"})
+        script, clock = Script(cheap=[limited, limited, limited, limited, ok()]), FakeClock()
+        out = await finish(executor(script, clock, routes=[CHEAP]), job())
+        assert script.calls == ["cheap"] * 5
+        assert out.result.status == "succeeded"
