@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
@@ -152,6 +152,11 @@ class Metrics:
         )
         self._build = Info("qroute_build", "The running qroute version.", registry=r)
         self._build.info({"version": __version__})
+        # Known label values start at 0, so rate()/increase() see the first event too.
+        for status in get_args(JobStatus):
+            self._jobs.labels(status)
+        for reason in get_args(DeadLetterReason):
+            self._dlq.labels(reason)
 
     # -- jobs -----------------------------------------------------------------
 
