@@ -1,0 +1,181 @@
+"""Issue 4's guarantees with the real worker: real broker, real attempt loop, simulator over HTTP.
+
+The integration tests (tests/integration/test_worker_*.py) prove the consume loop
+with a fake processor; these run the whole worker as `qroute worker` builds it.
+The SIGKILL test with worker processes is in test_worker_processes.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+
+from qroute.codec import encode
+from qroute.config import Settings
+from qroute.kafka import make_producer
+from qroute.models import DeadLetter, DeadLetterReason, Job, Message
+from qroute.sim import SimServer
+from qroute.testing import produce_jobs, sim_routes_settings, worker_in_process
+
+from .support import (
+    TopicTail,
+    committed_and_end,
+    job_ids,
+    make_jobs,
+    read_json,
+    read_topic,
+    two_routes,
+    with_knobs,
+)
+
+pytestmark = pytest.mark.broker
+
+
+def ids_of(jobs: list[Job]) -> list[str]:
+    return [job.id for job in jobs]
+
+
+class TestBulkDelivery:
+    """A large batch is answered exactly once, and a graceful stop leaves nothing to redo."""
+
+    @pytest.mark.slow
+    async def test_2000_jobs_exactly_once_with_exact_costs(self, unique_settings: Settings) -> None:
+        """2,000 jobs → 2,000 results and cost records, each id once; all committed; costs == the bill."""
+        jobs = make_jobs(2_000, "bulk")
+        expected = Counter(ids_of(jobs))
+        async with SimServer(two_routes(latency_s=0.02, cheap_faults={"503": 0.02})) as sim:
+            settings = sim_routes_settings(unique_settings, sim)
+            async with (
+                worker_in_process(settings) as running,
+                TopicTail.running(settings, settings.topics.costs) as costs,
+            ):
+                await produce_jobs(settings, jobs)
+                await costs.wait_for_ids(expected, timeout_s=240)
+            # the block's exit stopped the worker gracefully: drained, committed, left the group
+            ledger = await sim.ledger(entries=False)
+
+        results = await read_json(settings, settings.topics.results)
+        cost_records = await read_json(settings, settings.topics.costs)
+        assert job_ids(results) == expected
+        assert job_ids(cost_records) == expected
+        assert Counter(r["status"] for r in results) == Counter({"succeeded": len(jobs)})
+        total = sum((Decimal(c["total_cost_usd"]) for c in cost_records), start=Decimal(0))
+        assert total == ledger.total_cost
+        assert sum(len(c["attempts"]) for c in cost_records) > len(jobs), "the injected 503s were retried"
+        worker = running.worker
+        assert worker.phase == "stopped"
+        assert worker.counters.handed_back == 0
+        committed, ends = await committed_and_end(settings, settings.topics.jobs)
+        assert sum(ends.values()) == len(jobs)
+        assert {p: committed[p] or 0 for p in ends} == ends, "a restart would read nothing again"
+
+
+MAX_JOB_BYTES = 4096
+
+
+REASONS: tuple[DeadLetterReason, ...] = (
+    "undecodable",
+    "invalid_json",
+    "schema_violation",
+    "oversize",
+    "unknown_model",
+)
+
+
+def poison(i: int) -> tuple[DeadLetterReason, bytes | None]:
+    """The i-th bad record: the five input reasons in turn, three shapes of each."""
+    good = Job(id=f"p{i}", messages=[Message(role="user", content=f"poison {i}")])
+    fields = json.loads(encode(good))
+
+    def allowing(*names: str) -> bytes:
+        return json.dumps({**fields, "constraints": {"allowed_models": list(names)}}).encode()
+
+    shapes: dict[DeadLetterReason, tuple[bytes | None, ...]] = {
+        "undecodable": (b"\xff\xfe\x00binary", b"caf\xe9", None),
+        "invalid_json": (b'{"id": "cut", ', b"not json at all", b"{'single': 'quotes'}"),
+        "schema_violation": (
+            json.dumps({"id": f"no-messages-{i}"}).encode(),
+            json.dumps({**fields, "id": f"bad id {i}"}).encode(),
+            b"[1, 2, 3]",
+        ),
+        "oversize": (
+            json.dumps({**fields, "metadata": {"pad": "x" * MAX_JOB_BYTES}}).encode(),
+            b"y" * (MAX_JOB_BYTES + 1),
+            b"[" + b"1," * MAX_JOB_BYTES + b"1]",
+        ),
+        "unknown_model": (
+            allowing("small", "gpt-9-ultra"),
+            allowing("cheap/nope"),
+            allowing("premium/large", "claude-0"),
+        ),
+    }
+    reason = REASONS[i % len(REASONS)]
+    return reason, shapes[reason][(i // len(REASONS)) % 3]
+
+
+class TestPoison:
+    """Bad records are dead-lettered with their reason and bytes; good ones around them complete."""
+
+    async def test_500_poison_records_among_1000_jobs(self, unique_settings: Settings) -> None:
+        """500 bad records of every kind among 1,000 jobs → 500 dead letters, 1,000 results, still running."""
+        jobs = make_jobs(1_000, "good")
+        bad = [poison(i) for i in range(500)]
+        stream: list[tuple[bytes, bytes | None, DeadLetterReason | None]] = [
+            (job.id.encode(), encode(job), None) for job in jobs
+        ]
+        stream += [(f"bad-{i}".encode(), value, reason) for i, (reason, value) in enumerate(bad)]
+        random.Random(4).shuffle(stream)
+        async with SimServer(two_routes(latency_s=0.01)) as sim:
+            settings = with_knobs(
+                sim_routes_settings(unique_settings, sim), worker={"max_job_bytes": MAX_JOB_BYTES}
+            )
+            async with worker_in_process(settings) as running:
+                producer = make_producer(settings.kafka)
+                await producer.start()
+                try:
+                    sends = [
+                        await producer.send(settings.topics.jobs, value, key=key) for key, value, _ in stream
+                    ]
+                    written = [await send for send in sends]
+                finally:
+                    await producer.stop()
+                async with (
+                    TopicTail.running(settings, settings.topics.results) as results,
+                    TopicTail.running(settings, settings.topics.dlq) as dead,
+                ):
+                    await results.wait_for_ids(ids_of(jobs), timeout_s=120)
+                    await dead.wait_until(lambda: dead.count >= len(bad), timeout_s=30, what="dead letters")
+                    # still consuming: one more job is answered
+                    (late,) = make_jobs(1, "late")
+                    await produce_jobs(settings, [late])
+                    await results.wait_for_ids([late.id], timeout_s=30)
+                    assert running.worker.phase == "running"
+                    assert not running.task.done()
+
+        dlq = await read_topic(settings, settings.topics.dlq)
+        assert len(dlq) == len(bad)
+        letters = {
+            (d.source_partition, d.source_offset): d
+            for d in (DeadLetter.model_validate_json(r.value) for r in dlq)
+        }
+        sent_bad = {
+            (meta.partition, meta.offset): (value, reason)
+            for meta, (_, value, reason) in zip(written, stream, strict=True)
+            if reason is not None
+        }
+        assert letters.keys() == sent_bad.keys(), "one dead letter per bad record, naming where it was read"
+        for where, (value, reason) in sent_bad.items():
+            letter = letters[where]
+            assert letter.reason == reason, (where, letter.message)
+            assert letter.message
+            assert base64.b64decode(letter.payload_b64) == (value or b"")
+            assert letter.source_topic == settings.topics.jobs
+        assert Counter(d.reason for d in letters.values()) == Counter(dict.fromkeys(REASONS, 100))
+        final = await read_json(settings, settings.topics.results)
+        assert job_ids(final) == Counter([*ids_of(jobs), late.id])
+        assert all(r["status"] == "succeeded" for r in final)
