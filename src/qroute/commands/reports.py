@@ -103,9 +103,13 @@ def result_line(result: Result) -> str:
 
 
 def costs_table(title: str, lines: list[CostLine]) -> Table:
+    """One dimension's totals. Amounts are never cut short: a narrow terminal folds them instead."""
     table = Table(title=title, title_justify="left")
-    for name in ("key", "jobs", "attempts", "billed", "input tokens", "output tokens", "cost USD"):
-        table.add_column(name, justify="left" if name == "key" else "right")
+    table.add_column(title.removeprefix("by "), overflow="fold")
+    for name in ("jobs", "attempts", "billed", "in tokens", "out tokens"):
+        table.add_column(name, justify="right", overflow="fold")
+    widest = max((len(usd(line.cost_usd)) for line in lines), default=0)
+    table.add_column("cost USD", justify="right", overflow="fold", min_width=max(widest, 8))
     for line in lines:
         table.add_row(
             line.key,

@@ -103,7 +103,8 @@ def line_options(
     name = "the catalog"
     if check_models:
         catalog = build_catalog(settings)
-        known, name = known_models(catalog), f"the catalog ({catalog.version}; --no-model-check sends anyway)"
+        known = known_models(catalog)
+        name = f"the catalog (version {catalog.version}; --no-model-check skips this check)"
     return LineOptions(
         force=force,
         overrides=overrides,
@@ -113,12 +114,13 @@ def line_options(
     )
 
 
-def report_errors(report: ScanReport, err: Console) -> None:
+def report_errors(report: ScanReport) -> None:
+    """One line per rejected line (never wrapped, so it greps), the first `SHOWN_ERRORS` of them."""
     for error in report.errors[:SHOWN_ERRORS]:
-        err.print(str(error), markup=False, highlight=False)
+        typer.echo(str(error), err=True)
     hidden = report.error_count - min(len(report.errors), SHOWN_ERRORS)
     if hidden > 0:
-        err.print(f"... and {hidden} more rejected lines", markup=False)
+        typer.echo(f"... and {hidden} more rejected lines", err=True)
 
 
 class ProgressView:
@@ -241,13 +243,15 @@ def register(app: typer.Typer) -> None:
         )
         options = line_options(settings, overrides, input_format, model_check)
         report = scan_file(file, options)
-        err.print(report.describe(), markup=False)
-        report_errors(report, err)
+        typer.echo(report.describe(), err=True)
+        report_errors(report)
         if report.error_count and not skip_invalid:
-            err.print(f"nothing sent: fix the {report.error_count} rejected lines, or pass --skip-invalid")
+            typer.echo(
+                f"nothing sent: fix the {report.error_count} rejected lines, or pass --skip-invalid", err=True
+            )
             raise typer.Exit(EXIT_REJECTED)
         if report.valid == 0:
-            err.print("no jobs to send")
+            typer.echo("no jobs to send", err=True)
             raise typer.Exit(EXIT_REJECTED if report.error_count else 0)
         out_path = output or file.with_suffix(".results.jsonl")
         writing = OutputPlan(out_path, output_format, order) if wait else None
@@ -305,10 +309,10 @@ def _run(
                 )
             )
         except KeyboardInterrupt:
-            err.print("interrupted: results received so far are written")
+            typer.echo("interrupted: the results received so far are written", err=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except (KafkaError, KafkaConfigError, ClientError, FileChanged) as exc:
-            err.print(f"error: {exc or type(exc).__name__}", markup=False)
+            typer.echo(f"error: {exc or type(exc).__name__}", err=True)
             raise typer.Exit(1) from None
 
 
