@@ -7,6 +7,7 @@ state learned in one run helps the next.
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,6 +40,7 @@ class BenchEnv:
 
     bootstrap: str
     folder: Path
+    broker_pid: int | None = None
 
     def settings(
         self,
@@ -75,6 +77,16 @@ class BenchEnv:
         if routing:
             base = base.model_copy(update={"routing": base.routing.model_copy(update=routing)})
         return sim_routes_settings(base, sim)
+
+
+def process_ids(env: BenchEnv, worker_pid: int, sim_pid: int | None) -> dict[str, int]:
+    """The processes of one run by role, for `CpuMeter`: who used the machine's CPU."""
+    pids = {"worker": worker_pid, "bench": os.getpid()}
+    if sim_pid is not None:
+        pids["simulator"] = sim_pid
+    if env.broker_pid is not None:
+        pids["broker"] = env.broker_pid
+    return pids
 
 
 def run_id(scenario: str) -> str:

@@ -27,7 +27,7 @@ def fmt(value: Value, unit: str = "") -> str:
     if isinstance(value, bool):
         text = str(value).lower()
     elif isinstance(value, Decimal):
-        text = format(value.normalize(), "f") if unit == "USD" else f"{value:.4f}".rstrip("0").rstrip(".")
+        text = format(value.normalize(), "f") if unit == "USD" else f"{value:.4f}"
     elif isinstance(value, float):
         text = f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
     elif isinstance(value, int):

@@ -65,7 +65,7 @@ def _workdir(path: Path | None) -> Iterator[Path]:
 async def run_bench(options: BenchOptions, progress: Progress) -> list[ScenarioReport]:
     reports: list[ScenarioReport] = []
     with _workdir(options.workdir) as folder, EmbeddedBroker() as broker:
-        env = BenchEnv(bootstrap=broker.bootstrap, folder=folder)
+        env = BenchEnv(bootstrap=broker.bootstrap, folder=folder, broker_pid=broker.pid)
         progress(f"embedded broker on {broker.bootstrap}; worker configs and logs in {folder}")
         for name in options.scenarios:
             progress(f"scenario {name}: running")

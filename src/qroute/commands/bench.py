@@ -13,6 +13,8 @@ from rich.console import Console
 from qroute.bench.report import render, render_summary, report_json
 from qroute.bench.runner import SCENARIOS, BenchOptions, ScenarioName, environment, run_bench
 
+MIN_WIDTH = 120
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -50,6 +52,8 @@ def register(app: typer.Typer) -> None:
         chosen = SCENARIOS if scenario == "all" else (cast(ScenarioName, scenario),)
         err = Console(stderr=True)
         out = Console()
+        for console in (err, out):
+            console.width = max(console.width, MIN_WIDTH)  # not a terminal: rich assumes 80 columns
         env = environment()
         reports = asyncio.run(
             run_bench(

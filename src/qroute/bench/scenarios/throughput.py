@@ -13,8 +13,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from qroute.bench.env import BenchEnv, bench_job, run_id
+from qroute.bench.env import BenchEnv, bench_job, process_ids, run_id
 from qroute.bench.kafkaio import TopicReader, produce, wait_committed
+from qroute.bench.procfs import CpuMeter
 from qroute.bench.report import ScenarioReport
 from qroute.bench.stats import percentile, rate
 from qroute.bench.workerproc import WorkerProcess
@@ -46,6 +47,8 @@ class RunNumbers:
     latencies_s: list[float]
     cpu_ms_per_job: float
     peak_rss_mb: float
+    cores: dict[str, float]
+    """CPU used during the run per process, in cores (CPU seconds per wall second)."""
     duplicates: int
 
 
@@ -78,24 +81,27 @@ async def measure(env: BenchEnv, sim: RemoteSim, scenario: str, jobs: int, max_i
         WorkerProcess(settings, env.folder, name=run) as worker,
     ):
         await worker.wait_ready()
-        cpu_before = worker.cpu_seconds()
+        meter = CpuMeter(process_ids(env, worker.pid, sim.pid))
         sent = await produce(settings, jobs, functools.partial(bench_job, run))
         complete = await results.wait_for(jobs, timeout_s)
+        cpu_s = meter.used()
+        cpu_s["other processes"] = meter.others(cpu_s)
         if complete:
             await wait_committed(settings, jobs, 30.0)
-        cpu = worker.cpu_seconds() - cpu_before
         peak_mb = worker.peak_rss_bytes() / 2**20
     arrivals = sorted(r.at for r in results.records.values())
     latencies = [r.at - sent.created[job_id] for job_id, r in results.records.items()]
     if not arrivals:
         raise RuntimeError(f"{scenario}: no result arrived within {timeout_s:g}s{worker.log_tail()}")
+    wall_s = arrivals[-1] - sent.first_at
     return RunNumbers(
         jobs=jobs,
         received=len(arrivals),
-        from_produce_per_s=rate(len(arrivals), arrivals[-1] - sent.first_at),
+        from_produce_per_s=rate(len(arrivals), wall_s),
         first_to_last_per_s=rate(len(arrivals) - 1, arrivals[-1] - arrivals[0]),
         latencies_s=latencies,
-        cpu_ms_per_job=cpu * 1000 / max(1, len(arrivals)),
+        cpu_ms_per_job=cpu_s.get("worker", 0.0) * 1000 / max(1, len(arrivals)),
+        cores={name: rate(1, wall_s) * used for name, used in cpu_s.items()},
         peak_rss_mb=peak_mb,
         duplicates=results.duplicates,
     )
@@ -121,6 +127,8 @@ async def run_throughput(env: BenchEnv, options: ThroughputOptions) -> ScenarioR
     report.metric("latency_p99_s", "end-to-end latency p99", percentile(main.latencies_s, 99), "s")
     report.metric("cpu_ms_per_job", "worker CPU per job", main.cpu_ms_per_job, "ms")
     report.metric("duplicates", "duplicate results", main.duplicates)
+    for name, cores in sorted(main.cores.items()):
+        report.metric(f"cores_{name.replace(' ', '_')}", f"CPU used during the run: {name}", cores, "cores")
     report.metric(
         "baseline_jobs_per_s",
         f"baseline (max_in_flight={PARTITIONS}, {base.jobs} jobs): jobs/s from first produce",
