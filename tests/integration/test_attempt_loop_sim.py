@@ -26,6 +26,7 @@ from qroute.config import RoutingSettings, Settings
 from qroute.execute import CatalogInfo, Executor
 from qroute.models import Attempt, CostRecord, Job, Message
 from qroute.providers.http import make_http_client
+from qroute.resilience.circuit import CircuitState
 from qroute.resilience.state import RouteStateBook
 from qroute.routing.tokens import estimate_input_tokens
 from qroute.sim import SimConfig, SimServer
@@ -92,7 +93,7 @@ class Loop:
     routes: dict[str, Route]
     """By provider name."""
 
-    def circuit(self, provider: str) -> str:
+    def circuit(self, provider: str) -> CircuitState:
         return self.state.circuit_states().get(self.routes[provider].id, "closed")
 
 
@@ -102,7 +103,6 @@ async def attempt_loop(
     routing: RoutingSettings = FAST,
     *,
     provider_overrides: dict[str, dict[str, Any]] | None = None,
-    allow_defer: bool = True,
 ) -> AsyncIterator[Loop]:
     """The production pieces (catalog, route state, shared HTTP client, Executor) against `sim`."""
     settings = sim_routes_settings(Settings(routing=routing), sim, provider_overrides=provider_overrides)
@@ -117,7 +117,6 @@ async def attempt_loop(
         api_keys={},
         settings=settings.routing,
         catalog=CatalogInfo(source=catalog.source, version=catalog.version),
-        allow_defer=allow_defer,
     )
     try:
         yield Loop(executor, state, {r.provider.name: r for r in routes})
@@ -149,42 +148,33 @@ async def finish(loop: Loop, job: Job, prior: tuple[Attempt, ...] = ()) -> Finis
     return out
 
 
-def billed_key(
-    provider: str, model: str, input_tokens: int, cached: int, output: int, cost: Decimal
-) -> tuple[str, str, int, int, int, Decimal]:
-    return (provider, model, input_tokens, cached, output, cost)
+BillLine = tuple[str, str, int, int, int, Decimal]
+"""provider, model, input tokens (cached included), cached input tokens, output tokens, cost."""
 
 
-def attempt_keys(records: Sequence[CostRecord]) -> Counter[tuple[str, str, int, int, int, Decimal]]:
+def attempt_lines(records: Sequence[CostRecord]) -> Counter[BillLine]:
     """Billed attempts in the form the ledger lists them."""
-    keys: Counter[tuple[str, str, int, int, int, Decimal]] = Counter()
+    lines: Counter[BillLine] = Counter()
     for record in records:
         for a in record.attempts:
             if a.billed:
                 assert a.usage is not None
-                keys[
-                    billed_key(
-                        a.provider,
-                        a.model,
-                        a.usage.input_tokens,
-                        a.usage.cached_input_tokens,
-                        a.usage.output_tokens,
-                        a.cost_usd,
-                    )
+                u = a.usage
+                lines[
+                    (a.provider, a.model, u.input_tokens, u.cached_input_tokens, u.output_tokens, a.cost_usd)
                 ] += 1
-    return keys
+    return lines
 
 
-def ledger_keys(entries: Sequence[LedgerEntry]) -> Counter[tuple[str, str, int, int, int, Decimal]]:
+def ledger_lines(entries: Sequence[LedgerEntry]) -> Counter[BillLine]:
     return Counter(
-        billed_key(e.provider, e.model, e.input_tokens, e.cached_input_tokens, e.output_tokens, e.cost)
-        for e in entries
+        (e.provider, e.model, e.input_tokens, e.cached_input_tokens, e.output_tokens, e.cost) for e in entries
     )
 
 
 def assert_reconciles(records: Sequence[CostRecord], ledger: Ledger) -> None:
     """Every billed attempt is one ledger entry with the same tokens and cost; unbilled ones cost 0."""
-    assert attempt_keys(records) == ledger_keys(ledger.entries)
+    assert attempt_lines(records) == ledger_lines(ledger.entries)
     total = sum((r.total_cost_usd for r in records), start=Decimal(0))
     assert total == ledger.total_cost
     for record in records:
@@ -220,7 +210,8 @@ class TestRateLimitedCheapestRoute:
         assert (limited.provider, limited.outcome, limited.status_code) == ("cheap", "rate_limited", 429)
         assert (limited.billed, limited.cost_usd, limited.usage) == (False, Decimal(0), None)
         assert (served.provider, served.outcome, served.billed) == ("cheap", "success", True)
-        assert served.started_at.timestamp() - attempt_end(limited) >= 1.0, "retry-after was honoured"
+        # retry-after: 1 was honoured (a millisecond of slack for the microsecond rounding of timestamps)
+        assert served.started_at.timestamp() - attempt_end(limited) >= 0.999
         assert out.result.status == "succeeded"
         assert out.result.provider == "cheap"
         assert "mid" not in ledger.status_counts, "the dearer route was never called"
@@ -235,7 +226,7 @@ class TestRateLimitedCheapestRoute:
             deferred = await loop.executor.run(job)
             assert isinstance(deferred, Deferred)
             (limited,) = deferred.attempts
-            assert deferred.not_before >= attempt_end(limited) + 1.0
+            assert deferred.not_before >= attempt_end(limited) + 0.999, "no earlier than retry-after: 1"
             await asyncio.sleep(max(0.0, deferred.not_before - time.time()))
             out = await finish(loop, job, deferred.attempts)
             ledger = await sim.ledger()
@@ -281,18 +272,9 @@ class TestRateLimitedCheapestRoute:
         assert (served.provider, served.outcome, served.billed) == ("mid", "success", True)
         assert out.result.provider == "mid"
         (mid_entry,) = ledger.billed("mid")
-        assert served.cost_usd == mid_entry.cost
+        assert ledger_lines([mid_entry]) == attempt_lines([out.cost])
         assert out.cost.total_cost_usd == mid_entry.cost
-        # The ledger also holds the other tenant's request on cheap; this job paid only for mid.
-        assert_reconciles(
-            [out.cost],
-            ledger.model_copy(
-                update={
-                    "entries": ledger.billed("mid"),
-                    "total_cost": ledger.total_for("mid"),
-                }
-            ),
-        )
+        assert len(ledger.billed("cheap")) == 1, "only the other tenant's request was billed on cheap"
 
 
 class TestServerErrorStorm:
