@@ -205,7 +205,8 @@ class Executor:
 
         Walks the routes cheapest first. A route whose next free slot (rate limits,
         cooldown, backoff, circuit) plus expected latency would miss the deadline is
-        passed over for the next cheapest. The chosen slot is booked in the
+        passed over for the next cheapest, and so is one whose circuit is open
+        (used only when nothing else is left). The chosen slot is booked in the
         provider's rpm/tpm buckets, so concurrent jobs queue behind each other.
         Returns a reason code when nothing is usable.
         """
