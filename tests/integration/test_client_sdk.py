@@ -227,6 +227,19 @@ class TestSubmitAndResult:
         assert result.error is not None
         assert result.error.type == "provider_rejected"
 
+    async def test_closed_client_can_start_again(self, unique_settings: Settings) -> None:
+        """close() then start() gives a working client (a fresh reader and result routing)."""
+        client = QRouteClient(unique_settings)
+        await client.start()
+        await client.close()
+        await client.start()
+        try:
+            async with FakeWorker(unique_settings):
+                result = await client.submit_and_wait(job("again-1"), timeout=30)
+        finally:
+            await client.close()
+        assert result.job_id == "again-1"
+
 
 class TestSubmitMany:
     async def test_pipelined_in_order_and_all_answered(
@@ -391,6 +404,8 @@ class TestSyncClient:
                 sync.submit({"id": "x", "messages": []})
             with pytest.raises(ResultTimeout):
                 sync.result("nothing", timeout=0.2)
+        with pytest.raises(ClientClosed):
+            sync.submit(job("after-close"))
 
 
 def one_provider_sim() -> SimConfig:

@@ -79,6 +79,7 @@ class QRouteClient:
         self._stamp_reply_to = self.reply_topic if self.reply_topic != base.topics.results else None
         self._results_from = results_from
         self._listen = listen
+        self._result_buffer = result_buffer
         self._router = ReplyRouter(buffer_size=result_buffer)
         self._broker: KafkaBroker | None = None
         self._publisher: DefaultPublisher | None = None
@@ -95,6 +96,7 @@ class QRouteClient:
         """Connect the producer and, when listening, position the reply reader ("now" is now)."""
         if self._broker is not None:
             raise RuntimeError("the client is already started")
+        self._router = ReplyRouter(buffer_size=self._result_buffer)  # a closed client can start again
         broker = make_broker(self.kafka)
         self._publisher = jobs_publisher(broker, self.jobs_topic)
         self._broker = broker
