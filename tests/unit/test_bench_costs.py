@@ -7,7 +7,15 @@ from decimal import Decimal
 
 import pytest
 
-from qroute.bench.costs import JobCost, all_cheap_cost, cheap_capacity, job_costs, optimal_split, ratio
+from qroute.bench.costs import (
+    JobCost,
+    all_cheap_cost,
+    cheap_capacity,
+    hindsight_split,
+    job_costs,
+    optimal_split,
+    ratio,
+)
 from qroute.catalog.types import ModelSpec
 from qroute.models import Usage
 
@@ -53,7 +61,37 @@ class TestCheapCapacity:
 
 
 class TestOptimalSplit:
-    """The optimal split gives the cheap slots to the jobs that save most."""
+    """The optimal split fills the cheap slots, at the average job's cost (costs are unknown in advance)."""
+
+    def test_count_optimal_at_average_cost(self) -> None:
+        """One slot of three: (1 x 8 + 2 x 88) / 3, exactly."""
+        jobs = [
+            JobCost(Decimal(1), Decimal(16)),
+            JobCost(Decimal(2), Decimal(32)),
+            JobCost(Decimal(5), Decimal(40)),
+        ]
+        split = optimal_split(jobs, 1)
+        assert (split.on_cheap, split.on_expensive) == (1, 2)
+        assert split.cost == (Decimal(8) + 2 * Decimal(88)) / 3
+
+    def test_equal_jobs_match_the_hindsight_bound(self) -> None:
+        """When every job costs the same, knowing costs in advance does not help."""
+        jobs = [JobCost(Decimal("0.0001"), Decimal("0.0016"))] * 2000
+        assert optimal_split(jobs, 1298) == hindsight_split(jobs, 1298)
+        assert optimal_split(jobs, 1298).cost == Decimal("0.1298") + Decimal("1.1232")
+
+    def test_enough_slots_is_all_cheap(self) -> None:
+        """When every job fits, the optimum is the all-cheap cost."""
+        jobs = [JobCost(Decimal("0.001"), Decimal("0.016")), JobCost(Decimal("0.002"), Decimal("0.032"))]
+        assert optimal_split(jobs, 10).cost == all_cheap_cost(jobs) == Decimal("0.003")
+
+    def test_no_jobs(self) -> None:
+        """No jobs cost nothing."""
+        assert optimal_split([], 5).cost == Decimal(0)
+
+
+class TestHindsightSplit:
+    """The hindsight bound gives the cheap slots to the jobs that save most."""
 
     def test_slots_go_to_the_biggest_savings(self) -> None:
         """With one slot, the job saving most (35) goes cheap, not the cheapest one: 16 + 32 + 5."""
@@ -62,30 +100,25 @@ class TestOptimalSplit:
             JobCost(Decimal(2), Decimal(32)),
             JobCost(Decimal(5), Decimal(40)),
         ]
-        split = optimal_split(jobs, 1)
+        split = hindsight_split(jobs, 1)
         assert (split.on_cheap, split.on_expensive) == (1, 2)
         assert split.cost == Decimal(53)
 
-    def test_enough_slots_is_all_cheap(self) -> None:
-        """When every job fits, the optimum is the all-cheap cost."""
-        jobs = [JobCost(Decimal("0.001"), Decimal("0.016"))] * 5
-        assert optimal_split(jobs, 10).cost == all_cheap_cost(jobs) == Decimal("0.005")
+    def test_never_above_the_optimal_split(self) -> None:
+        """Knowing the costs can only help: the bound is at most the average-cost optimum."""
+        jobs = [JobCost(Decimal(c), Decimal(c) * 16) for c in (3, 1, 4, 1, 5, 9, 2, 6)]
+        for slots in range(len(jobs) + 1):
+            assert hindsight_split(jobs, slots).cost <= optimal_split(jobs, slots).cost
 
     def test_no_slots_is_all_expensive(self) -> None:
         """Zero slots puts every job on the expensive route."""
-        jobs = [JobCost(Decimal(1), Decimal(16)), JobCost(Decimal(2), Decimal(32))]
-        split = optimal_split(jobs, 0)
+        split = hindsight_split([JobCost(Decimal(1), Decimal(16)), JobCost(Decimal(2), Decimal(32))], 0)
         assert (split.on_cheap, split.cost) == (0, Decimal(48))
 
     def test_a_job_not_cheaper_takes_no_slot(self) -> None:
         """A job that would cost more on the 'cheap' route stays where it is cheaper."""
-        split = optimal_split([JobCost(Decimal(3), Decimal(2))], 1)
+        split = hindsight_split([JobCost(Decimal(3), Decimal(2))], 1)
         assert (split.on_cheap, split.cost) == (0, Decimal(2))
-
-    def test_exact_decimal_totals(self) -> None:
-        """Sums stay exact: 1298 x 0.0001 + 702 x 0.0016 has no float error."""
-        jobs = [JobCost(Decimal("0.0001"), Decimal("0.0016"))] * 2000
-        assert optimal_split(jobs, 1298).cost == Decimal("0.1298") + Decimal("1.1232")
 
 
 class TestRepricing:

@@ -68,11 +68,35 @@ def cheap_capacity(jobs: int, rpm: int, window_s: Decimal, latency_s: Decimal) -
 
 
 def optimal_split(jobs: Sequence[JobCost], cheap_slots: int) -> Split:
-    """The cheapest assignment with at most `cheap_slots` jobs on the cheap route.
+    """The optimal split for jobs whose cost is not known before they run.
+
+    A router fills the cheap route's `cheap_slots` and sends the rest to the
+    expensive route; which jobs land where cannot depend on their output length,
+    which only the provider's answer reveals. So the reference is the optimal
+    *count* on the cheap route at the average job's cost:
+    (k·Σcheap + (n−k)·Σexpensive) / n with k = min(slots, n). This is the
+    expected cost of every assignment with k jobs on cheap chosen independently of
+    their size. (Assumes the cheap route is cheaper for every job, as in the bench.)
+    """
+    n = len(jobs)
+    if cheap_slots < 0:
+        raise ValueError("cheap_slots must be >= 0")
+    if n == 0:
+        return Split(on_cheap=0, on_expensive=0, cost=Decimal(0))
+    k = min(cheap_slots, n)
+    cheap = sum((j.cheap for j in jobs), start=Decimal(0))
+    expensive = sum((j.expensive for j in jobs), start=Decimal(0))
+    return Split(on_cheap=k, on_expensive=n - k, cost=(k * cheap + (n - k) * expensive) / n)
+
+
+def hindsight_split(jobs: Sequence[JobCost], cheap_slots: int) -> Split:
+    """The cheapest assignment with at most `cheap_slots` jobs on cheap, knowing every job's cost.
 
     Total = Σ expensive − Σ(saving of the jobs moved to cheap), so the best use of
     the slots is the jobs that save most (ties do not change the total). A job
-    whose cheap price is not lower never takes a slot.
+    whose cheap price is not lower never takes a slot. No router can do this (it
+    would need each answer's length before asking), so it is a lower bound shown
+    for information, not a target.
     """
     if cheap_slots < 0:
         raise ValueError("cheap_slots must be >= 0")

@@ -41,6 +41,8 @@ class BenchEnv:
     bootstrap: str
     folder: Path
     broker_pid: int | None = None
+    worker_log_level: str = "INFO"
+    """The workers' log level: INFO (one JSON line per job) is what production runs."""
 
     def settings(
         self,

@@ -39,6 +39,7 @@ class BenchOptions:
     scenarios: Sequence[ScenarioName] = SCENARIOS
     jobs: int | None = None
     workdir: Path | None = None
+    worker_log_level: str = "INFO"
 
 
 def _scenario(name: ScenarioName, jobs: int | None) -> Callable[[BenchEnv], Awaitable[ScenarioReport]]:
@@ -65,7 +66,12 @@ def _workdir(path: Path | None) -> Iterator[Path]:
 async def run_bench(options: BenchOptions, progress: Progress) -> list[ScenarioReport]:
     reports: list[ScenarioReport] = []
     with _workdir(options.workdir) as folder, EmbeddedBroker() as broker:
-        env = BenchEnv(bootstrap=broker.bootstrap, folder=folder, broker_pid=broker.pid)
+        env = BenchEnv(
+            bootstrap=broker.bootstrap,
+            folder=folder,
+            broker_pid=broker.pid,
+            worker_log_level=options.worker_log_level,
+        )
         progress(f"embedded broker on {broker.bootstrap}; worker configs and logs in {folder}")
         for name in options.scenarios:
             progress(f"scenario {name}: running")

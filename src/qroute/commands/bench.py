@@ -40,6 +40,12 @@ def register(app: typer.Typer) -> None:
                 "--workdir", help="Keep worker configs and logs here (default: a temporary folder)."
             ),
         ] = None,
+        worker_log_level: Annotated[
+            str,
+            typer.Option(
+                "--worker-log-level", help="Log level of the measured workers (INFO logs one line per job)."
+            ),
+        ] = "INFO",
     ) -> None:
         """Benchmark a worker process: CPU per job, throughput vs. the serial baseline, rate-limit routing.
 
@@ -57,7 +63,7 @@ def register(app: typer.Typer) -> None:
         env = environment()
         reports = asyncio.run(
             run_bench(
-                BenchOptions(scenarios=chosen, jobs=jobs, workdir=workdir),
+                BenchOptions(scenarios=chosen, jobs=jobs, workdir=workdir, worker_log_level=worker_log_level),
                 progress=lambda line: err.print(f"[dim]bench:[/dim] {line}"),
             )
         )

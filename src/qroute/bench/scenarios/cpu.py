@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from qroute.bench.env import BenchEnv, bench_job, run_id
 from qroute.bench.kafkaio import TopicReader, produce, wait_committed
+from qroute.bench.procfs import CpuMeter
 from qroute.bench.report import ScenarioReport
 from qroute.bench.stats import median, rate
 from qroute.bench.workerproc import WorkerProcess
@@ -65,14 +66,15 @@ async def run_cpu(env: BenchEnv, options: CpuOptions) -> ScenarioReport:
         await create_topics(settings)
         async with (
             TopicReader(settings, settings.topics.results) as results,
-            WorkerProcess(settings, env.folder, name=run) as worker,
+            WorkerProcess(settings, env.folder, name=run, log_level=env.worker_log_level) as worker,
         ):
             report.metric("ready_s", "worker ready after", await worker.wait_ready(), "s")
             produced = 0
             per_job_ms: list[float] = []
             rates: list[float] = []
+            others: list[float] = []
             for n, batch in enumerate([options.warmup] + [options.jobs] * options.runs):
-                cpu_before = worker.cpu_seconds()
+                meter = CpuMeter({"worker": worker.pid})
                 sent = await produce(settings, batch, functools.partial(_numbered, run, produced))
                 produced += batch
                 if not await results.wait_for(produced, BATCH_TIMEOUT_S):
@@ -83,10 +85,12 @@ async def run_cpu(env: BenchEnv, options: CpuOptions) -> ScenarioReport:
                 if not await wait_committed(settings, produced, 30.0):
                     report.error = f"batch {n}: offsets not all committed 30 s after the last result"
                     break
-                cpu = worker.cpu_seconds() - cpu_before
+                used = meter.used()
+                cpu = used.get("worker", 0.0)
                 if n == 0:
                     continue  # warm-up
                 last = max(results.records[job_id].at for job_id in sent.created)
+                others.append(rate(1, last - sent.first_at) * meter.others(used))
                 per_job_ms.append(cpu * 1000 / batch)
                 rates.append(rate(batch, last - sent.first_at))
                 report.metric(f"cpu_ms_per_job_run{n}", f"run {n}: CPU per job", cpu * 1000 / batch, "ms")
@@ -95,6 +99,9 @@ async def run_cpu(env: BenchEnv, options: CpuOptions) -> ScenarioReport:
         report.metric("jobs_per_s_median", "jobs/s (produce → last result), median", median(rates), "jobs/s")
         report.metric("peak_rss_mb", "worker peak RSS", peak / 2**20, "MB")
         report.metric("duplicates", "duplicate results", results.duplicates)
+        report.metric(
+            "cores_other_processes", "CPU used meanwhile by other processes (median)", median(others), "cores"
+        )
         report.check(
             "cpu_ms_per_job",
             "CPU per job (median of runs)",

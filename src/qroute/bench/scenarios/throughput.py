@@ -78,7 +78,7 @@ async def measure(env: BenchEnv, sim: RemoteSim, scenario: str, jobs: int, max_i
     timeout_s = max(120.0, 4 * jobs * LATENCY_S / max_in_flight + 60)
     async with (
         TopicReader(settings, settings.topics.results) as results,
-        WorkerProcess(settings, env.folder, name=run) as worker,
+        WorkerProcess(settings, env.folder, name=run, log_level=env.worker_log_level) as worker,
     ):
         await worker.wait_ready()
         meter = CpuMeter(process_ids(env, worker.pid, sim.pid))
