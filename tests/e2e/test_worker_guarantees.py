@@ -18,9 +18,10 @@ import pytest
 from qroute.codec import encode
 from qroute.config import Settings
 from qroute.kafka import make_producer
-from qroute.models import DeadLetter, DeadLetterReason, Job, Message
+from qroute.models import CostRecord, DeadLetter, DeadLetterReason, Job, Message
 from qroute.sim import SimServer
 from qroute.testing import produce_jobs, sim_routes_settings, worker_in_process
+from qroute.worker.headers import read_delay_info
 
 from .support import (
     TopicTail,
@@ -29,6 +30,7 @@ from .support import (
     make_jobs,
     read_json,
     read_topic,
+    topics_of,
     two_routes,
     with_knobs,
 )
@@ -38,6 +40,14 @@ pytestmark = pytest.mark.broker
 
 def ids_of(jobs: list[Job]) -> list[str]:
     return [job.id for job in jobs]
+
+
+def with_directive(job: Job, directive: str) -> Job:
+    """`job` with a simulator directive appended to its prompt (e.g. `[sim:429*1]`)."""
+    (message,) = job.messages
+    return job.model_copy(
+        update={"messages": [Message(role="user", content=f"{message.content} {directive}")]}
+    )
 
 
 class TestBulkDelivery:
@@ -179,3 +189,88 @@ class TestPoison:
         final = await read_json(settings, settings.topics.results)
         assert job_ids(final) == Counter([*ids_of(jobs), late.id])
         assert all(r["status"] == "succeeded" for r in final)
+
+
+class TestRebalance:
+    """A worker joining mid-run takes over partitions without losing or repeating a job."""
+
+    async def test_second_worker_joining_mid_run(self, unique_settings: Settings) -> None:
+        """A second worker joins while jobs are in flight: both rebalance, every job is answered once."""
+        jobs = make_jobs(400, "join")
+        async with SimServer(two_routes(latency_s=0.3)) as sim:
+            settings = with_knobs(sim_routes_settings(unique_settings, sim), worker={"max_in_flight": 24})
+            async with (
+                TopicTail.running(settings, settings.topics.results) as results,
+                worker_in_process(settings) as first,
+            ):
+                await produce_jobs(settings, jobs)
+                await results.wait_until(lambda: len(results.ids) >= 100, timeout_s=60, what="100 results")
+                async with worker_in_process(settings) as second:
+                    await results.wait_for_ids(ids_of(jobs), timeout_s=120)
+
+        assert first.worker.counters.rebalances >= 1, "the join revoked the first worker's partitions"
+        assert second.worker.counters.jobs_done > 0, "the newcomer took over partitions and worked on them"
+        for running in (first, second):
+            assert running.worker.counters.handed_back == 0
+        final = await read_json(settings, settings.topics.results)
+        assert job_ids(final) == Counter(ids_of(jobs)), (
+            "nothing lost, and a graceful rebalance repeats nothing"
+        )
+
+
+class TestDeferral:
+    """Jobs the cheap route cannot take soon wait on delay topics, then run there, not elsewhere."""
+
+    @pytest.mark.slow
+    async def test_deferred_jobs_return_after_not_before_and_stay_cheap(
+        self, unique_settings: Settings
+    ) -> None:
+        """A cheap route at 60 rpm and no deadlines: jobs are parked, come back when due, all run cheap."""
+        rate_limited_once = {"defer-1", "defer-4"}
+        jobs = [
+            with_directive(job, "[sim:429*1@cheap]") if job.id in rate_limited_once else job
+            for job in make_jobs(8, "defer")
+        ]
+        async with SimServer(two_routes(latency_s=0.05, cheap_rpm=60)) as sim:
+            settings = with_knobs(
+                sim_routes_settings(unique_settings, sim, rpm={"cheap": 60}),
+                routing={"defer_threshold_s": 1.0},
+                topics={"delay_tiers_s": [1, 5]},
+            )
+            async with (
+                topics_of(settings),
+                worker_in_process(settings) as running,
+                TopicTail.running(settings, settings.topics.costs) as costs,
+            ):
+                await produce_jobs(settings, jobs)
+                await costs.wait_for_ids(ids_of(jobs), timeout_s=90)
+                parked = [
+                    record
+                    for tier in settings.topics.delay_tiers_s
+                    for record in await read_topic(settings, settings.topics.delay_topic(tier))
+                ]
+            ledger = await sim.ledger()
+
+        assert running.worker.counters.deferred == len(parked) > 0, "every park is a delay-topic record"
+        result_list = await read_json(settings, settings.topics.results)
+        cost_list = await read_json(settings, settings.topics.costs)
+        assert job_ids(result_list) == job_ids(cost_list) == Counter(ids_of(jobs))
+        results = {r["job_id"]: r for r in result_list}
+        records = {c["job_id"]: CostRecord.model_validate(c) for c in cost_list}
+        assert {(r["status"], r["provider"], r["model"]) for r in results.values()} == {
+            ("succeeded", "cheap", "small")
+        }
+        assert ledger.billed("premium") == []
+        assert len(ledger.billed("cheap")) == len(jobs)
+        assert sum((c.total_cost_usd for c in records.values()), start=Decimal(0)) == ledger.total_cost
+        for job_id in rate_limited_once:
+            assert [a.outcome for a in records[job_id].attempts] == ["rate_limited", "success"]
+        for record in parked:
+            info = read_delay_info(record.headers)
+            assert info.not_before is not None
+            cost = records[record.key.decode()]
+            final = cost.attempts[-1]
+            assert final.outcome == "success"
+            assert final.started_at.timestamp() >= info.not_before - 0.001, "ran before its not-before time"
+            assert cost.attempts[: len(info.attempts)] == list(info.attempts), "history kept through deferral"
+        assert any(read_delay_info(r.headers).attempts for r in parked), "a job was parked after an attempt"
