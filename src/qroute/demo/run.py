@@ -16,7 +16,7 @@ from rich.console import Console
 
 from qroute.catalog.load import active_routes, build_catalog
 from qroute.catalog.types import ModelSpec, Route
-from qroute.codec import encode
+from qroute.client import QRouteClient
 from qroute.config import Settings
 from qroute.demo.batch import RawRecord, broken_records, nightly_batch
 from qroute.demo.collect import Tally, count_parked, following
@@ -54,13 +54,20 @@ class DemoOptions:
 
 
 async def submit(settings: Settings, jobs: Sequence[Job], raw: Sequence[RawRecord]) -> None:
-    """Publish the batch (key = job id) and the raw records, waiting for every acknowledgement."""
+    """Publish the batch with the SDK, then the raw records with a plain producer.
+
+    Both wait for every acknowledgement (acks=all). The SDK refuses invalid jobs before
+    sending anything, which is why the broken records go through a bare Kafka producer,
+    like a line from some other system would.
+    """
+    async with QRouteClient(settings, listen=False) as client:
+        await client.submit_many(jobs)
+    if not raw:
+        return
     producer = make_producer(settings.kafka)
     await producer.start()
     try:
-        topic = settings.topics.jobs
-        sends = [await producer.send(topic, encode(job), key=job.id.encode()) for job in jobs]
-        sends += [await producer.send(topic, record.value, key=record.key) for record in raw]
+        sends = [await producer.send(settings.topics.jobs, r.value, key=r.key) for r in raw]
         await asyncio.gather(*sends)
     finally:
         await producer.stop()
