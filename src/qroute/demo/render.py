@@ -48,6 +48,13 @@ def _seconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} s"
 
 
+def _grid() -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", min_width=13)
+    grid.add_column()
+    return grid
+
+
 def summary_panel(s: DemoSummary) -> Panel:
     """The closing summary as one panel."""
     kind = "SIMULATED providers (local HTTP server, no API keys)" if s.simulated else "REAL providers"
@@ -66,15 +73,12 @@ def summary_panel(s: DemoSummary) -> Panel:
         routes.add_row(row.route, str(row.jobs_finished), str(row.billed_attempts), usd(row.spend_usd))
     routes.add_row("[bold]total", f"[bold]{s.succeeded}", "", f"[bold]{usd(s.spend_usd)}")
 
-    lines = Table.grid(padding=(0, 2))
-    lines.add_column(style="bold")
-    lines.add_column()
-    lines.add_row("Jobs", jobs)
+    head = _grid()
+    head.add_row("Jobs", jobs)
+    head.add_row("Spend", f"{usd(s.spend_usd)} in total, exact, from the cost topic; by route:")
+    lines = _grid()
     for b in s.baselines:
-        lines.add_row(
-            "Versus",
-            f"{b.name} ({b.route}): {usd(b.cost_usd)}{_saving(s.spend_usd, b.cost_usd)}",
-        )
+        lines.add_row("Versus", f"{b.name} ({b.route}): {usd(b.cost_usd)}{_saving(s.spend_usd, b.cost_usd)}")
     by_provider = ", ".join(f"{p} {n}" for p, n in sorted(s.rate_limited_by_provider.items()))
     lines.add_row("429s absorbed", f"{s.rate_limited}" + (f" ({by_provider})" if by_provider else ""))
     lines.add_row("Failovers", f"{s.failovers} ({s.jobs_failed_over} jobs moved to another route)")
@@ -99,7 +103,7 @@ def summary_panel(s: DemoSummary) -> Panel:
     lines.add_row("Wall time", f"{s.wall_time_s:.1f} s")
     notes = "\n".join(f"[dim]{b.name}: {b.definition}[/]" for b in s.baselines)
     return Panel(
-        Group(lines, "", routes, "", notes),
+        Group(head, routes, "", lines, "", notes),
         title=f"qroute demo · batch {s.batch_id} · {kind}",
         expand=False,
     )
