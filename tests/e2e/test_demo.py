@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import signal
 import sys
 import uuid
 from collections import Counter, defaultdict
@@ -27,16 +29,7 @@ DEMO_TIMEOUT_S = 240
 
 async def run_demo(*args: str) -> tuple[int, str]:
     """`qroute demo ARGS` in a child process; (exit code, combined output)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from qroute.cli import main; main()",
-        "demo",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "COLUMNS": "120"},
-    )
+    process = await start_demo(*args)
     try:
         output, _ = await asyncio.wait_for(process.communicate(), DEMO_TIMEOUT_S)
     except TimeoutError:
@@ -44,6 +37,27 @@ async def run_demo(*args: str) -> tuple[int, str]:
         await process.wait()
         raise
     return process.returncode or 0, output.decode("utf-8", "replace")
+
+
+async def start_demo(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from qroute.cli import main; main()",
+        "demo",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def job_ids_in(path: str) -> list[str]:
@@ -126,3 +140,23 @@ class TestDemoCommand:
 
         assert job_ids_in(summary["results_file"]) == sorted(results)
         assert processes_mentioning(str(out_dir)) == [], "a worker outlived the demo"
+
+    async def test_sigint_mid_run_stops_broker_simulator_and_workers(self, tmp_path: Path) -> None:
+        """Ctrl-C while jobs are running: exit code 130, and every process the demo started is gone."""
+        process = await start_demo("--jobs", "400", "--out", str(tmp_path / "out"))
+        assert process.stdout is not None
+        seen: list[str] = []
+        async with asyncio.timeout(120):
+            while not any(line.startswith("Batch ") for line in seen):
+                line = (await process.stdout.readline()).decode("utf-8", "replace")
+                assert line, "the demo ended before submitting:\n" + "".join(seen)
+                seen.append(line)
+            await asyncio.sleep(1.0)
+            process.send_signal(signal.SIGINT)
+            rest, _ = await process.communicate()
+        output = "".join(seen) + rest.decode("utf-8", "replace")
+        assert process.returncode == 130, output
+        pids = [int(pid) for group in re.findall(r"\bpids? ([\d, ]+\d)", output) for pid in group.split(", ")]
+        assert len(pids) == 4, output  # broker, simulator, two workers
+        # The demo waited for each of them before exiting, so none may be running now.
+        assert [pid for pid in pids if alive(pid)] == [], output

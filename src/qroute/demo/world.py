@@ -109,7 +109,7 @@ def real_settings(config: Path | None) -> Settings:
         hints = sorted({key_hint(p) for p in catalog.providers.values() if key_hint(p)})
         raise DemoError(
             "--real needs at least one provider with an API key, and none has one here: "
-            + ("; ".join(hints[:6]) or "configure a provider in qroute.toml")
+            + ("; ".join(hints) or "configure a provider in qroute.toml")
             + ". Or run `qroute demo` without --real to use the simulated providers."
         )
     return settings
