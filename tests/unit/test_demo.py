@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 import tomllib
@@ -16,6 +17,7 @@ from qroute.catalog.types import ModelSpec
 from qroute.codec import DecodeFailure, decode_job
 from qroute.config import Settings, load_settings
 from qroute.demo.batch import INSTRUCTION, broken_records, nightly_batch
+from qroute.demo.collect import Tally
 from qroute.demo.passages import MIN_PASSAGE_CHARS, chapters, load_text, spread, windows
 from qroute.demo.processes import WorkerProcess, stop_workers
 from qroute.demo.summary import count_failovers, percentile, spend_by_route, summarize
@@ -243,6 +245,7 @@ class TestSummary:
             ledger_total=Decimal("0.0004"),
             results_file="r.jsonl",
             costs_file="c.jsonl",
+            out_dir="/tmp/x",
             wall_time_s=1.234,
         )
         assert (summary.succeeded, summary.failed, summary.missing) == (2, 1, 1)
@@ -254,6 +257,24 @@ class TestSummary:
         # two succeeded jobs × (1000 input × $3 + 100 output × $15) / 1M = 2 × 0.0045
         assert summary.baselines[0].cost_usd == Decimal("0.009")
         assert summary.latency_p50_s == 4.0
+
+
+class TestTally:
+    def test_only_this_runs_records_are_counted(self) -> None:
+        """Results of other runs are ignored, repeats are counted once, and dead letters need the run id."""
+        tally = Tally(expected=frozenset({"run1-00000", "run1-00001"}), run_id="run1")
+        tally.add_result({"job_id": "run1-00000", "status": "succeeded", "cost_usd": "0.25"})
+        tally.add_result({"job_id": "run1-00000", "status": "succeeded", "cost_usd": "0.25"})
+        tally.add_result({"job_id": "run0-00000", "status": "failed", "cost_usd": "9"})
+        tally.add_cost({"job_id": "run1-00000"})
+        for record in broken_records("run1") + broken_records("run0"):
+            tally.add_dead_letter({"job_id": None, "payload_b64": base64.b64encode(record.value).decode()})
+        assert (tally.done, tally.failed, tally.spend, tally.duplicate_results) == (1, 0, Decimal("0.25"), 1)
+        assert len(tally.dead_letters) == 2
+        assert not tally.complete(2)
+        tally.add_result({"job_id": "run1-00001", "status": "failed", "cost_usd": "0"})
+        tally.add_cost({"job_id": "run1-00001"})
+        assert tally.complete(2)
 
 
 class TestStopWorkers:

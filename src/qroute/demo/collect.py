@@ -1,8 +1,10 @@
 """What the demo has seen on the result, cost and dead-letter topics so far.
 
 A background task reads the three topics from the start and files every record
-here; the progress bar and the final summary both read from this one tally, so
-the numbers shown are the numbers on the topics. Delivery is at-least-once:
+of this run here; the progress bar and the final summary both read from this one
+tally, so the numbers shown are the numbers on the topics. Records of other runs
+(a shared broker, a reused topic prefix) are left out: results and costs by job
+id, dead letters by the run id inside their payload. Delivery is at-least-once:
 a job may be answered twice, so results and cost records are kept per job id
 (the latest wins) and duplicates are counted.
 """
@@ -10,6 +12,7 @@ a job may be answered twice, so results and cost records are kept per job id
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator, Collection
@@ -28,6 +31,7 @@ class Tally:
     """Records seen per topic, keyed by job id where the contract has one."""
 
     expected: frozenset[str]
+    run_id: str
     results: dict[str, JsonRecord] = field(default_factory=dict)
     costs: dict[str, JsonRecord] = field(default_factory=dict)
     dead_letters: list[JsonRecord] = field(default_factory=list)
@@ -38,16 +42,29 @@ class Tally:
 
     def add_result(self, record: JsonRecord) -> None:
         job_id = str(record.get("job_id"))
+        if job_id not in self.expected:
+            return
         if job_id in self.results:
             self.duplicate_results += 1
         self.results[job_id] = record
 
     def add_cost(self, record: JsonRecord) -> None:
-        self.costs[str(record.get("job_id"))] = record
+        job_id = str(record.get("job_id"))
+        if job_id in self.expected:
+            self.costs[job_id] = record
+
+    def add_dead_letter(self, record: JsonRecord) -> None:
+        """Kept when its job id or its original payload names this run."""
+        try:
+            payload = base64.b64decode(str(record.get("payload_b64", "")))
+        except ValueError:
+            payload = b""
+        if str(record.get("job_id") or "").startswith(self.run_id) or self.run_id.encode() in payload:
+            self.dead_letters.append(record)
 
     @property
     def done(self) -> int:
-        return sum(1 for job_id in self.results if job_id in self.expected)
+        return len(self.results)
 
     @property
     def failed(self) -> int:
@@ -92,13 +109,13 @@ async def _read_into(settings: Settings, tally: Tally) -> None:
                 elif record.topic == topics.costs:
                     tally.add_cost(value)
                 else:
-                    tally.dead_letters.append(value)
+                    tally.add_dead_letter(value)
 
 
 @contextlib.asynccontextmanager
-async def following(settings: Settings, expected: Collection[str]) -> AsyncIterator[Tally]:
-    """A tally kept up to date from the topics until the block ends."""
-    tally = Tally(expected=frozenset(expected))
+async def following(settings: Settings, run_id: str, expected: Collection[str]) -> AsyncIterator[Tally]:
+    """A tally of run `run_id` (jobs `expected`), kept up to date from the topics until the block ends."""
+    tally = Tally(expected=frozenset(expected), run_id=run_id)
     task = asyncio.create_task(_follow(settings, tally), name="qroute-demo-follow")
     try:
         yield tally

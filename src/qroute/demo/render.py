@@ -100,6 +100,7 @@ def summary_panel(s: DemoSummary) -> Panel:
             "Duplicates", f"{s.duplicate_results} repeated results (at-least-once; deduplicated by job id)"
         )
     lines.add_row("Results", f"{s.results_file}\n{s.costs_file}")
+    lines.add_row("Logs", f"{s.out_dir} (worker.toml, worker-N.log)")
     lines.add_row("Wall time", f"{s.wall_time_s:.1f} s")
     notes = "\n".join(f"[dim]{b.name}: {b.definition}[/]" for b in s.baselines)
     return Panel(

@@ -160,7 +160,7 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
         )
         broken = broken_records(run_id)
         ids = [job.id for job in jobs]
-        async with following(world.settings, ids) as tally:
+        async with following(world.settings, run_id, ids) as tally:
             await submit(world.settings, jobs, broken)
             say(
                 f'Batch {batch_id}: {len(jobs)} jobs ("{jobs[0].messages[0].content.splitlines()[0]}", '
@@ -190,5 +190,6 @@ async def run_demo(options: DemoOptions, console: Console) -> DemoSummary:
         ledger_total=ledger.total_cost if ledger is not None else None,
         results_file=str(results_file),
         costs_file=str(costs_file),
+        out_dir=str(out_dir),
         wall_time_s=time.monotonic() - started,
     )

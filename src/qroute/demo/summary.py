@@ -83,6 +83,7 @@ class DemoSummary(BaseModel):
     )
     results_file: str
     costs_file: str
+    out_dir: str = Field(description="Results, costs, the generated worker config and the worker logs.")
     wall_time_s: float
 
 
@@ -161,6 +162,7 @@ def summarize(
     ledger_total: Decimal | None,
     results_file: str,
     costs_file: str,
+    out_dir: str,
     wall_time_s: float,
 ) -> DemoSummary:
     """The summary of one run: `results`/`costs` are the records read back, keyed by job id."""
@@ -198,5 +200,6 @@ def summarize(
         ledger_total_usd=ledger_total,
         results_file=results_file,
         costs_file=costs_file,
+        out_dir=out_dir,
         wall_time_s=round(wall_time_s, 2),
     )
