@@ -11,6 +11,7 @@ import base64
 import json
 import random
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -18,7 +19,7 @@ import pytest
 from qroute.codec import encode
 from qroute.config import Settings
 from qroute.kafka import make_producer
-from qroute.models import CostRecord, DeadLetter, DeadLetterReason, Job, Message
+from qroute.models import Constraints, CostRecord, DeadLetter, DeadLetterReason, Job, Message
 from qroute.sim import SimServer
 from qroute.testing import produce_jobs, sim_routes_settings, worker_in_process
 from qroute.worker.headers import read_delay_info
@@ -55,18 +56,23 @@ class TestBulkDelivery:
 
     @pytest.mark.slow
     async def test_2000_jobs_exactly_once_with_exact_costs(self, unique_settings: Settings) -> None:
-        """2,000 jobs → 2,000 results and cost records, each id once; all committed; costs == the bill."""
+        """2,000 jobs, the worker stopped gracefully mid-run and replaced: each id once, costs == the bill."""
         jobs = make_jobs(2_000, "bulk")
         expected = Counter(ids_of(jobs))
-        async with SimServer(two_routes(latency_s=0.02, cheap_faults={"503": 0.02})) as sim:
+        async with SimServer(two_routes(latency_s=0.05, cheap_faults={"503": 0.02})) as sim:
             settings = sim_routes_settings(unique_settings, sim)
-            async with (
-                worker_in_process(settings) as running,
-                TopicTail.running(settings, settings.topics.costs) as costs,
-            ):
-                await produce_jobs(settings, jobs)
-                await costs.wait_for_ids(expected, timeout_s=240)
-            # the block's exit stopped the worker gracefully: drained, committed, left the group
+            async with TopicTail.running(settings, settings.topics.costs) as costs:
+                async with worker_in_process(settings) as first:
+                    await produce_jobs(settings, jobs)
+                    await costs.wait_until(
+                        lambda: len(costs.ids) >= 800, timeout_s=120, what="800 cost records"
+                    )
+                    in_flight_at_stop = first.worker.in_flight
+                    await first.worker.stop()  # SIGTERM's path: drain, publish, commit, leave
+                answered_by_first = first.worker.counters.jobs_done
+                async with worker_in_process(settings) as second:
+                    await costs.wait_for_ids(expected, timeout_s=240)
+            # the block's exit stopped the second worker gracefully too
             ledger = await sim.ledger(entries=False)
 
         results = await read_json(settings, settings.topics.results)
@@ -77,9 +83,11 @@ class TestBulkDelivery:
         total = sum((Decimal(c["total_cost_usd"]) for c in cost_records), start=Decimal(0))
         assert total == ledger.total_cost
         assert sum(len(c["attempts"]) for c in cost_records) > len(jobs), "the injected 503s were retried"
-        worker = running.worker
-        assert worker.phase == "stopped"
-        assert worker.counters.handed_back == 0
+        assert in_flight_at_stop > 0, "the first worker was stopped with jobs in flight"
+        assert 0 < answered_by_first < len(jobs)
+        for running in (first, second):
+            assert running.worker.phase == "stopped"
+            assert running.worker.counters.handed_back == 0
         committed, ends = await committed_and_end(settings, settings.topics.jobs)
         assert sum(ends.values()) == len(jobs)
         assert {p: committed[p] or 0 for p in ends} == ends, "a restart would read nothing again"
@@ -189,6 +197,36 @@ class TestPoison:
         final = await read_json(settings, settings.topics.results)
         assert job_ids(final) == Counter([*ids_of(jobs), late.id])
         assert all(r["status"] == "succeeded" for r in final)
+
+
+class TestExpired:
+    """A job read after its deadline fails at once, without spending money on a provider call."""
+
+    async def test_expired_jobs_fail_without_a_call(self, unique_settings: Settings) -> None:
+        """Jobs whose deadline passed before they were read → failed `expired` results, nothing billed."""
+        past = datetime.now(UTC) - timedelta(minutes=5)
+        expired = make_jobs(20, "late", constraints=Constraints(deadline=past))
+        fresh = make_jobs(5, "fresh")
+        async with SimServer(two_routes(latency_s=0.01)) as sim:
+            settings = sim_routes_settings(unique_settings, sim)
+            async with (
+                worker_in_process(settings),
+                TopicTail.running(settings, settings.topics.costs) as costs,
+            ):
+                await produce_jobs(settings, [*expired, *fresh])
+                await costs.wait_for_ids(ids_of([*expired, *fresh]), timeout_s=60)
+            ledger = await sim.ledger()
+
+        results = {r["job_id"]: r for r in await read_json(settings, settings.topics.results)}
+        records = {c["job_id"]: c for c in await read_json(settings, settings.topics.costs)}
+        for job in expired:
+            assert results[job.id]["status"] == "failed"
+            assert results[job.id]["error"]["type"] == "expired"
+            assert records[job.id]["attempts"] == []
+            assert Decimal(records[job.id]["total_cost_usd"]) == 0
+        assert all(results[job.id]["status"] == "succeeded" for job in fresh)
+        answers = sum(n for counts in ledger.status_counts.values() for n in counts.values())
+        assert answers == len(ledger.entries) == len(fresh), "only the fresh jobs reached the simulator"
 
 
 class TestRebalance:
