@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -118,9 +119,14 @@ class TestCrash:
                     worker.signal(signal.SIGTERM)
                 for worker in (survivor, restarted):
                     assert await worker.wait(60) == 0, worker.log_tail()
+            ledger = await sim.ledger(entries=False)
 
         results_by_id = job_ids(await read_json(settings, settings.topics.results))
-        costs_by_id = job_ids(await read_json(settings, settings.topics.costs))
+        cost_records = await read_json(settings, settings.topics.costs)
+        costs_by_id = job_ids(cost_records)
+        recorded_calls = sum(a["billed"] for c in cost_records for a in c["attempts"])
+        recorded_cost = sum((Decimal(c["total_cost_usd"]) for c in cost_records), start=Decimal(0))
+        lost_calls = ledger.billed_count - recorded_calls
         duplicates = extra_copies(results_by_id)
         repeated = {job_id for job_id, n in results_by_id.items() if n > 1}
         finished_by_victim = {event["job_id"] for event in victim.events("job_finished")}
@@ -129,13 +135,17 @@ class TestCrash:
             f"\nSIGKILL test: {duplicates} duplicate results and {extra_copies(costs_by_id)} duplicate cost "
             f"records (bound {KILLED_MAX_IN_FLIGHT}); {len(repeated & finished_by_victim)} of the "
             f"{len(repeated)} repeated jobs were logged finished by the killed worker, which finished "
-            f"{len(finished_by_victim)} jobs; {answered_at_kill} of {len(jobs)} answered at the kill"
+            f"{len(finished_by_victim)} jobs; {answered_at_kill} of {len(jobs)} answered at the kill; "
+            f"{lost_calls} billed calls died with it (USD {ledger.total_cost - recorded_cost} unrecorded)"
         )
         assert set(results_by_id) == set(costs_by_id) == set(ids), "every job answered, with a cost record"
         assert answered_at_kill < len(jobs), "the kill landed mid-run"
         assert restarted.events("partitions_assigned"), "the restarted worker rejoined the group"
         assert duplicates <= KILLED_MAX_IN_FLIGHT
         assert extra_copies(costs_by_id) <= KILLED_MAX_IN_FLIGHT
+        # a call the provider billed while its worker died is in no cost record: one per in-flight slot at most
+        assert 0 <= lost_calls <= KILLED_MAX_IN_FLIGHT
+        assert recorded_cost <= ledger.total_cost
         for worker in (survivor, restarted):
             (summary,) = worker.events("worker_stopped")
             assert summary["handed_back"] == 0, "graceful stops and rebalances hand back nothing"
