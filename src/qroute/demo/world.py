@@ -3,6 +3,11 @@
 `demo_world()` starts them in that order and stops them in reverse, whatever
 happens in between (an error, Ctrl-C, SIGTERM): workers first, so they drain
 and commit while the broker is still there, then the simulator, then the broker.
+
+A Ctrl-C typed in the terminal also reaches the broker and the simulator, which
+share the terminal's process group and stop at once (both handle SIGINT
+themselves); the workers, in their own sessions, then cannot commit and are
+killed after a short grace. Either way nothing is left running.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ PARTITIONS = 4
 """Jobs-topic partitions: two workers get two each."""
 DRAIN_TIMEOUT_S = 3.0
 """Worker drain on stop; short, because by then every job has its result."""
+STOP_SLACK_S = 4.0
+"""Beyond the drain, time a worker gets to commit and leave the group before it is killed."""
 WORKER_READY_TIMEOUT_S = 60.0
 SIM_READ_TIMEOUT_S = 10.0
 """Simulated answers take about a second; a hung connection is given up after this."""
@@ -212,4 +219,4 @@ async def demo_world(
             await asyncio.to_thread(wait_ready, world.workers, WORKER_READY_TIMEOUT_S)
             yield world
         finally:
-            stop_workers(world.workers, grace_s=DRAIN_TIMEOUT_S + 7)
+            stop_workers(world.workers, grace_s=DRAIN_TIMEOUT_S + STOP_SLACK_S)
