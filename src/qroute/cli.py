@@ -47,3 +47,7 @@ for _name in _COMMAND_MODULES:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # `python -m qroute.cli ...` behaves like the `qroute` entry point
+    main()

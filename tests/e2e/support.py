@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 from qroute.config import Settings
 from qroute.kafka import make_admin, make_consumer
 from qroute.models import Job, Message
-from qroute.sim import FixedLatency, SimConfig, SimModel, SimProvider
+from qroute.sim import FailureKind, FixedLatency, SimConfig, SimModel, SimProvider
 from qroute.worker.topics import create_topics
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
@@ -38,30 +38,24 @@ PREMIUM_PRICES = {key: value * 16 for key, value in CHEAP_PRICES.items()}
 
 
 def two_routes(
-    *, latency_s: float, cheap_rpm: int | None = None, cheap_faults: dict[str, float] | None = None
+    *, latency_s: float, cheap_rpm: int | None = None, cheap_faults: dict[FailureKind, float] | None = None
 ) -> SimConfig:
     """A cheap OpenAI-format route and a 16x more expensive Anthropic-format one, same latency."""
-    return SimConfig.model_validate(
-        {
-            "seed": 7,
-            "providers": [
-                SimProvider(
-                    name="cheap",
-                    family="openai",
-                    latency=FixedLatency(seconds=latency_s),
-                    rpm=cheap_rpm,
-                    failure_rates=cheap_faults or {},
-                    models=[SimModel(name="small", **CHEAP_PRICES)],
-                ),
-                SimProvider(
-                    name="premium",
-                    family="anthropic",
-                    latency=FixedLatency(seconds=latency_s),
-                    models=[SimModel(name="large", **PREMIUM_PRICES)],
-                ),
-            ],
-        }
+    cheap = SimProvider(
+        name="cheap",
+        family="openai",
+        latency=FixedLatency(seconds=latency_s),
+        rpm=cheap_rpm,
+        failure_rates=cheap_faults or {},
+        models=[SimModel(name="small", **CHEAP_PRICES)],
     )
+    premium = SimProvider(
+        name="premium",
+        family="anthropic",
+        latency=FixedLatency(seconds=latency_s),
+        models=[SimModel(name="large", **PREMIUM_PRICES)],
+    )
+    return SimConfig(seed=7, providers=[cheap, premium])
 
 
 def make_jobs(n: int, prefix: str, *, start: int = 0, **fields: Any) -> list[Job]:

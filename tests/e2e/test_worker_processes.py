@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +24,7 @@ from qroute.config import Settings, load_settings
 from qroute.sim import SimServer
 from qroute.testing import produce_jobs, sim_routes_settings
 
-from .processes import WorkerProcess, settings_toml, worker_processes
+from .processes import WorkerProcess, child_environment, settings_toml, worker_processes
 from .support import TopicTail, extra_copies, job_ids, make_jobs, read_json, two_routes, with_knobs
 
 pytestmark = pytest.mark.broker
@@ -73,6 +75,23 @@ class TestConfigFile:
         path = tmp_path / "qroute.toml"
         path.write_text(settings_toml(settings), encoding="utf-8")
         assert load_settings(path, env={}) == settings
+
+
+class TestLaunch:
+    """`python -m qroute.cli` is the same command line as the `qroute` entry point."""
+
+    def test_module_invocation_runs_the_cli(self) -> None:
+        """`python -m qroute.cli worker --help` prints the worker's help instead of silently exiting."""
+        shown = subprocess.run(
+            [sys.executable, "-m", "qroute.cli", "worker", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=child_environment(),
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert "--config" in shown.stdout
 
 
 class TestCrash:
