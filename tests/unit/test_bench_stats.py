@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qroute.bench.stats import median, percentile, rate
+from qroute.bench.stats import median, percentile, rate, window_rate
 
 
 class TestPercentile:
@@ -64,3 +64,25 @@ class TestMedianAndRate:
     def test_rate_without_elapsed_time(self) -> None:
         """No elapsed time gives 0, not a division error."""
         assert rate(1, 0.0) == 0.0
+
+
+class TestWindowRate:
+    """The rate inside a percentile window of event times ignores ramp-up and tail."""
+
+    def test_steady_middle(self) -> None:
+        """A slow start and a slow end do not change the middle's rate of 10 events/s."""
+        times = [0.0, 5.0] + [10.0 + i / 10 for i in range(97)] + [60.0]
+        assert window_rate(times, 10, 90) == pytest.approx(10.0)
+
+    def test_whole_run(self) -> None:
+        """0 → 100 covers every interval: 100 events 1 s apart give 1 event/s."""
+        assert window_rate([float(i) for i in range(101)], 0, 100) == pytest.approx(1.0)
+
+    def test_too_few_events(self) -> None:
+        """A window with a single event has no rate."""
+        assert window_rate([1.0], 10, 90) == 0.0
+
+    def test_rejects_inverted_window(self) -> None:
+        """The low percentile must be below the high one."""
+        with pytest.raises(ValueError):
+            window_rate([1.0, 2.0], 90, 10)

@@ -38,3 +38,18 @@ def median(values: Sequence[float]) -> float:
     if not values:
         raise ValueError("median of an empty sample")
     return float(statistics.median(values))
+
+
+def window_rate(times: Sequence[float], lo_pct: int, hi_pct: int) -> float:
+    """Events per second between the `lo_pct`-th and `hi_pct`-th percentile event of sorted `times`.
+
+    Leaves out the start-up ramp and the last wave's tail, which a whole-run rate
+    mixes in; 0 when the window holds fewer than two events.
+    """
+    if not 0 <= lo_pct < hi_pct <= 100:
+        raise ValueError("need 0 <= lo_pct < hi_pct <= 100")
+    last = len(times) - 1
+    lo, hi = last * lo_pct // 100, last * hi_pct // 100
+    if hi - lo < 1:
+        return 0.0
+    return rate(hi - lo, times[hi] - times[lo])

@@ -17,7 +17,7 @@ from qroute.bench.env import BenchEnv, bench_job, process_ids, run_id
 from qroute.bench.kafkaio import TopicReader, produce, wait_committed
 from qroute.bench.procfs import CpuMeter
 from qroute.bench.report import ScenarioReport
-from qroute.bench.stats import percentile, rate
+from qroute.bench.stats import percentile, rate, window_rate
 from qroute.bench.workerproc import WorkerProcess
 from qroute.sim import FixedLatency, RemoteSim, SimConfig, SimModel, SimProvider, run_in_subprocess
 from qroute.worker.topics import create_topics
@@ -44,6 +44,9 @@ class RunNumbers:
     received: int
     from_produce_per_s: float
     first_to_last_per_s: float
+    steady_per_s: float
+    """Between the 10th and the 90th percentile of arrivals: no start-up ramp, no last-wave tail."""
+    first_result_s: float
     latencies_s: list[float]
     cpu_ms_per_job: float
     peak_rss_mb: float
@@ -99,6 +102,8 @@ async def measure(env: BenchEnv, sim: RemoteSim, scenario: str, jobs: int, max_i
         received=len(arrivals),
         from_produce_per_s=rate(len(arrivals), wall_s),
         first_to_last_per_s=rate(len(arrivals) - 1, arrivals[-1] - arrivals[0]),
+        steady_per_s=window_rate(arrivals, 10, 90),
+        first_result_s=arrivals[0] - sent.first_at,
         latencies_s=latencies,
         cpu_ms_per_job=cpu_s.get("worker", 0.0) * 1000 / max(1, len(arrivals)),
         cores={name: rate(1, wall_s) * used for name, used in cpu_s.items()},
@@ -123,6 +128,8 @@ async def run_throughput(env: BenchEnv, options: ThroughputOptions) -> ScenarioR
     report.metric(
         "jobs_per_s_from_produce", "jobs/s, first produce → last result", main.from_produce_per_s, "jobs/s"
     )
+    report.metric("jobs_per_s_steady", "jobs/s, 10th → 90th percentile result", main.steady_per_s, "jobs/s")
+    report.metric("first_result_s", "first result after (first produce →)", main.first_result_s, "s")
     report.metric("latency_p50_s", "end-to-end latency p50", percentile(main.latencies_s, 50), "s")
     report.metric("latency_p99_s", "end-to-end latency p99", percentile(main.latencies_s, 99), "s")
     report.metric("cpu_ms_per_job", "worker CPU per job", main.cpu_ms_per_job, "ms")
