@@ -129,8 +129,11 @@ class TopicReader:
             if left <= 0:
                 return False
             self._grew.clear()
+            # asyncio.timeout, not wait_for: 3.11's wait_for can lose a cancellation (Ctrl-C)
+            # when the awaited event fires at the same moment (python/cpython#86296).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._grew.wait(), timeout=min(left, 1.0))
+                async with asyncio.timeout(min(left, 1.0)):
+                    await self._grew.wait()
         return True
 
     async def __aexit__(

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from pathlib import Path
 from typing import Annotated, cast
 
 import typer
 from rich.console import Console
 
-from qroute.bench.report import render, render_summary, report_json
-from qroute.bench.runner import SCENARIOS, BenchOptions, ScenarioName, environment, run_bench
+from qroute.bench.report import ScenarioReport, render, render_summary, report_json
+from qroute.bench.runner import SCENARIOS, BenchOptions, Progress, ScenarioName, environment, run_bench
 
 MIN_WIDTH = 120
+
+
+async def _run(options: BenchOptions, progress: Progress) -> list[ScenarioReport]:
+    """`run_bench`, cancelled by SIGTERM as by Ctrl-C, so its processes are stopped either way."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await run_bench(options, progress)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def register(app: typer.Typer) -> None:
@@ -61,12 +74,14 @@ def register(app: typer.Typer) -> None:
         for console in (err, out):
             console.width = max(console.width, MIN_WIDTH)  # not a terminal: rich assumes 80 columns
         env = environment()
-        reports = asyncio.run(
-            run_bench(
-                BenchOptions(scenarios=chosen, jobs=jobs, workdir=workdir, worker_log_level=worker_log_level),
-                progress=lambda line: err.print(f"[dim]bench:[/dim] {line}"),
-            )
+        options = BenchOptions(
+            scenarios=chosen, jobs=jobs, workdir=workdir, worker_log_level=worker_log_level
         )
+        try:
+            reports = asyncio.run(_run(options, lambda line: err.print(f"[dim]bench:[/dim] {line}")))
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            err.print("bench: interrupted; the broker, simulator and worker processes it started are stopped")
+            raise typer.Exit(130) from None
         shown = err if as_json else out
         for report in reports:
             shown.print(render(report))
