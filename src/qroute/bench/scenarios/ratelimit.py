@@ -19,9 +19,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from qroute.bench.costs import (
+    JobCost,
     all_cheap_cost,
     cheap_capacity,
     hindsight_split,
@@ -35,7 +35,7 @@ from qroute.bench.report import ScenarioReport
 from qroute.bench.workerproc import WorkerProcess
 from qroute.catalog.types import ModelSpec
 from qroute.config import Settings
-from qroute.models import Usage
+from qroute.models import CostRecord, Result
 from qroute.sim import FixedLatency, RemoteSim, SimConfig, SimModel, SimProvider, run_in_subprocess
 from qroute.worker.topics import create_topics
 
@@ -88,13 +88,26 @@ class RunOutcome:
     """What one run produced, read from the result and cost topics and the simulator's ledger."""
 
     jobs: int
-    results: list[dict[str, Any]]
-    costs: list[dict[str, Any]]
+    results: list[Result]
+    costs: list[CostRecord]
     duplicates: int
     duration_s: float
     ledger_total: Decimal
     status_counts: dict[str, dict[str, int]]
     counters: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """The numbers one run's checks need."""
+
+    failed: int
+    """Jobs without a succeeded result (failed, or none arrived in time)."""
+    on_cheap: int
+    share_429: float
+    actual: Decimal
+    priced: list[JobCost]
+    """Each succeeded job's usage priced at both routes."""
 
 
 def _spec(settings: Settings, provider: str) -> ModelSpec:
@@ -124,8 +137,8 @@ async def one_run(
     ledger = await sim.ledger()
     outcome = RunOutcome(
         jobs=jobs,
-        results=[r.data for r in results.records.values()],
-        costs=[r.data for r in costs.records.values()],
+        results=[Result.model_validate(r.data) for r in results.records.values()],
+        costs=[CostRecord.model_validate(r.data) for r in costs.records.values()],
         duplicates=results.duplicates,
         duration_s=finished - sent.first_at,
         ledger_total=ledger.total_cost,
@@ -135,17 +148,17 @@ async def one_run(
     return outcome, settings
 
 
-def _common(report: ScenarioReport, key: str, out: RunOutcome, settings: Settings) -> dict[str, Any]:
+def _common(report: ScenarioReport, key: str, out: RunOutcome, settings: Settings) -> Figures:
     """Metrics both runs share; returns the numbers the checks need."""
-    succeeded = [r for r in out.results if r["status"] == "succeeded"]
+    succeeded = [r for r in out.results if r.status == "succeeded" and r.usage is not None]
     failed = out.jobs - len(succeeded)
-    split = Counter(r["provider"] for r in succeeded)
+    split = Counter(r.provider for r in succeeded)
     cheap_status = out.status_counts.get(CHEAP, {})
     cheap_requests = sum(cheap_status.values())
     share_429 = cheap_status.get("429", 0) / cheap_requests if cheap_requests else 0.0
-    actual = sum((Decimal(c["total_cost_usd"]) for c in out.costs), start=Decimal(0))
+    actual = sum((c.total_cost_usd for c in out.costs), start=Decimal(0))
     priced = job_costs(
-        (Usage.model_validate(r["usage"]) for r in succeeded), _spec(settings, CHEAP), _spec(settings, DEAR)
+        (r.usage for r in succeeded if r.usage is not None), _spec(settings, CHEAP), _spec(settings, DEAR)
     )
     report.metric(f"{key}_duration_s", f"({key}) first produce → last result", out.duration_s, "s")
     report.metric(f"{key}_on_cheap", f"({key}) jobs on the cheap route", split.get(CHEAP, 0))
@@ -154,7 +167,7 @@ def _common(report: ScenarioReport, key: str, out: RunOutcome, settings: Setting
     report.metric(f"{key}_cheap_429", f"({key}) of them answered 429", cheap_status.get("429", 0))
     report.metric(
         f"{key}_deferred",
-        f"({key}) jobs parked on delay topics",
+        f"({key}) deferrals to delay topics",
         int(out.counters.get("qroute_deferred_total", 0)),
     )
     report.metric(
@@ -168,7 +181,7 @@ def _common(report: ScenarioReport, key: str, out: RunOutcome, settings: Setting
         )
     if out.duplicates:
         report.metric(f"{key}_duplicates", f"({key}) duplicate results", out.duplicates)
-    return {"failed": failed, "split": split, "share_429": share_429, "actual": actual, "priced": priced}
+    return Figures(failed, split.get(CHEAP, 0), share_429, actual, priced)
 
 
 async def run_ratelimit(env: BenchEnv, options: RateLimitOptions) -> ScenarioReport:
@@ -180,14 +193,12 @@ async def run_ratelimit(env: BenchEnv, options: RateLimitOptions) -> ScenarioRep
     with run_in_subprocess(sim_config()) as sim:
         far, settings_a = await one_run(env, sim, "far", options.jobs, options.far_deadline_s)
         a = _common(report, "a", far, settings_a)
-        report.check("a_failed", "(a) failed jobs", a["failed"], "==", 0)
-        report.check(
-            "a_on_cheap", "(a) jobs on the cheap route", a["split"].get(CHEAP, 0), "==", options.jobs
-        )
+        report.check("a_failed", "(a) failed jobs", a.failed, "==", 0)
+        report.check("a_on_cheap", "(a) jobs on the cheap route", a.on_cheap, "==", options.jobs)
         report.check(
             "a_429_share",
             "(a) share of cheap requests answered 429",
-            a["share_429"] * 100,
+            a.share_429 * 100,
             "<=",
             MAX_429_SHARE * 100,
             "%",
@@ -195,7 +206,7 @@ async def run_ratelimit(env: BenchEnv, options: RateLimitOptions) -> ScenarioRep
         report.check(
             "a_cost_ratio",
             "(a) cost / all-cheap cost",
-            ratio(a["actual"], all_cheap_cost(a["priced"])),
+            ratio(a.actual, all_cheap_cost(a.priced)),
             "<=",
             MAX_RATIO_FAR,
             "x",
@@ -204,8 +215,8 @@ async def run_ratelimit(env: BenchEnv, options: RateLimitOptions) -> ScenarioRep
         tight, settings_b = await one_run(env, sim, "deadline", options.jobs, float(options.deadline_s))
         b = _common(report, "b", tight, settings_b)
         slots = cheap_capacity(options.jobs, RPM, Decimal(options.deadline_s), LATENCY_S)
-        best = optimal_split(b["priced"], slots)
-        bound = hindsight_split(b["priced"], slots)
+        best = optimal_split(b.priced, slots)
+        bound = hindsight_split(b.priced, slots)
         report.metric("b_cheap_capacity", "(b) cheap jobs possible within the deadline", slots)
         report.metric(
             "b_optimal_cost", f"(b) optimal split cost ({best.on_cheap} cheap, average job)", best.cost, "USD"
@@ -213,12 +224,12 @@ async def run_ratelimit(env: BenchEnv, options: RateLimitOptions) -> ScenarioRep
         report.metric(
             "b_hindsight_cost", "(b) lower bound: slots to the longest answers (hindsight)", bound.cost, "USD"
         )
-        report.metric("b_hindsight_ratio", "(b) cost / hindsight bound", ratio(b["actual"], bound.cost), "x")
-        report.check("b_failed", "(b) failed jobs", b["failed"], "==", 0)
+        report.metric("b_hindsight_ratio", "(b) cost / hindsight bound", ratio(b.actual, bound.cost), "x")
+        report.check("b_failed", "(b) failed jobs", b.failed, "==", 0)
         report.check(
             "b_cost_ratio",
             "(b) cost / optimal split",
-            ratio(b["actual"], best.cost),
+            ratio(b.actual, best.cost),
             "<=",
             MAX_RATIO_DEADLINE,
             "x",
