@@ -63,7 +63,8 @@ def register(app: typer.Typer) -> None:
         """Benchmark a worker process: CPU per job, throughput vs. the serial baseline, rate-limit routing.
 
         Everything runs locally: an embedded broker, the provider simulator and the
-        worker each in their own process. Exit code 0 when every target passes, 1 otherwise.
+        worker each in their own process. Exit code 0 when every target passes, 1 otherwise,
+        130 when interrupted.
         """
         if scenario != "all" and scenario not in SCENARIOS:
             typer.echo(f"error: --scenario must be all, {', '.join(SCENARIOS)}; got {scenario!r}", err=True)
