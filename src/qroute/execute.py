@@ -53,7 +53,7 @@ from qroute.worker.processing import Deferred, Finished
 ROUTE_RETRIES = 2
 """Transient failures retried on one route before failing over to the next."""
 
-ROUTE_RATE_LIMITS = 3
+ROUTE_RATE_LIMITS = 2
 """429s one job takes from one route before it moves on (when another route is left)."""
 
 INPUT_ESTIMATE_SAFETY = Decimal("1.25")
@@ -131,6 +131,12 @@ class Executor:
             started=now,
             spent=sum((a.cost_usd for a in prior), start=Decimal(0)),
         )
+        for a in prior:  # a deferred job keeps what it learned about each route
+            rid = f"{a.provider}/{a.model}"
+            if a.outcome == "rate_limited":
+                run.rate_limited[rid] = run.rate_limited.get(rid, 0) + 1
+            elif a.action == "retry":
+                run.route_retries[rid] = run.route_retries.get(rid, 0) + 1
         deadline = job.constraints.deadline.timestamp() if job.constraints.deadline else None
         if deadline is not None and deadline <= now:
             return self._fail(run, "expired", "the job's deadline had passed before it was started")
@@ -214,10 +220,18 @@ class Executor:
         booking = self._bookings.pop(run.job.id, None)
         any_budget_ok = False
         soonest: tuple[RouteEstimate, float, bool] | None = None
+        max_attempts = run.job.constraints.max_attempts or self._settings.max_attempts
+        last_try = max_attempts - len(run.attempts) <= 1
+        failed_here = {f"{a.provider}/{a.model}" for a in run.attempts if a.action != "done"}
+        fresh_left = last_try and any(
+            e.route.id not in failed_here and e.route.id not in run.excluded for e in ranked
+        )
         for estimate in ranked:
             route = estimate.route
             if route.id in run.excluded:
                 continue
+            if fresh_left and route.id in failed_here:
+                continue  # the last attempt goes to a route that has not failed this job
             if cap is not None and run.spent + self._worst_case(run.job, estimate) > cap:
                 continue
             any_budget_ok = True

@@ -250,11 +250,11 @@ class TestAttemptLoop:
 
 class TestRateLimitBudget:
     async def test_repeated_429s_move_the_job_on_before_the_budget_runs_out(self) -> None:
-        """Three 429s on one route (our quota view was wrong) fail the job over instead of exhausting it."""
+        """Two 429s on one route (our quota view was wrong) fail the job over instead of exhausting it."""
         limited = error(429, "rate_limit_exceeded", "slow down", {"retry-after": "1"})
         script, clock = Script(cheap=[limited], mid=[ok()]), FakeClock()
         out = await finish(executor(script, clock), job())
-        assert script.calls == ["cheap", "cheap", "cheap", "mid"]
+        assert script.calls == ["cheap", "cheap", "mid"]
         assert out.result.provider == "mid"
 
     async def test_a_lone_route_keeps_waiting_out_429s(self) -> None:
@@ -263,4 +263,13 @@ class TestRateLimitBudget:
         script, clock = Script(cheap=[limited, limited, limited, limited, ok()]), FakeClock()
         out = await finish(executor(script, clock, routes=[CHEAP]), job())
         assert script.calls == ["cheap"] * 5
+        assert out.result.status == "succeeded"
+
+
+class TestLastAttempt:
+    async def test_the_last_attempt_goes_to_a_route_that_has_not_failed(self) -> None:
+        """With one attempt left, a route that already failed this job is passed over for a fresh one."""
+        script = Script(cheap=[error(503, "x", "busy")], mid=[ok()])
+        out = await finish(executor(script, FakeClock()), job(max_attempts=2))
+        assert script.calls == ["cheap", "mid"]
         assert out.result.status == "succeeded"
