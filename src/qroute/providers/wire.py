@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import httpx
@@ -23,7 +24,16 @@ def json_post(
     """A JSON POST with auth first and the provider's configured extra headers last (they may override)."""
     headers = {"content-type": "application/json", "accept": "application/json", **auth}
     headers.update(route.provider.headers)
-    return httpx.Request("POST", url, params=params, headers=headers, json=body)
+    return httpx.Request(
+        "POST", _parsed_url(url, tuple(sorted((params or {}).items()))), headers=headers, json=body
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_url(url: str, params: tuple[tuple[str, str], ...]) -> httpx.URL:
+    """Parse each endpoint once: httpx re-parses the URL string of every request otherwise."""
+    parsed = httpx.URL(url)
+    return parsed.copy_merge_params(dict(params)) if params else parsed
 
 
 def max_output(job: Job, route: Route) -> int:
