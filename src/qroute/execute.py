@@ -137,6 +137,14 @@ class Executor:
                 run.rate_limited[rid] = run.rate_limited.get(rid, 0) + 1
             elif a.action == "retry":
                 run.route_retries[rid] = run.route_retries.get(rid, 0) + 1
+            elif a.action == "failover":
+                run.excluded[rid] = a.error or a.outcome
+        for rid, count in run.rate_limited.items():
+            if count >= ROUTE_RATE_LIMITS:
+                run.excluded.setdefault(rid, f"rate limited {count} times")
+        for rid, count in run.route_retries.items():
+            if count > ROUTE_RETRIES:
+                run.excluded.setdefault(rid, f"failed {count} times")
         deadline = job.constraints.deadline.timestamp() if job.constraints.deadline else None
         if deadline is not None and deadline <= now:
             return self._fail(run, "expired", "the job's deadline had passed before it was started")

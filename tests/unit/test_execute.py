@@ -273,3 +273,20 @@ class TestLastAttempt:
         out = await finish(executor(script, FakeClock()), job(max_attempts=2))
         assert script.calls == ["cheap", "mid"]
         assert out.result.status == "succeeded"
+
+
+class TestHistoryAfterDeferral:
+    async def test_a_route_that_rate_limited_the_job_twice_is_skipped_after_deferral(self) -> None:
+        """A job returning from the delay topic with two 429s from the cheap route starts on the next route."""
+        limited = error(429, "rate_limit_exceeded", "slow down", {"retry-after": "60"})
+        script, clock = Script(cheap=[limited], mid=[ok()]), FakeClock()
+        ex = executor(script, clock, defer_threshold_s=1.0)
+        the_job = job(deadline=(datetime.fromtimestamp(clock.now, UTC) + timedelta(hours=2)).isoformat())
+        first = await ex.run(the_job)
+        assert isinstance(first, Deferred)
+        (attempt,) = first.attempts
+        history = (attempt, attempt.model_copy(update={"n": 2}))
+        out = await executor(script, clock, defer_threshold_s=1.0).run(the_job, history)
+        assert isinstance(out, Finished)
+        assert script.calls == ["cheap", "mid"]
+        assert [a.n for a in out.cost.attempts] == [1, 2, 3]
