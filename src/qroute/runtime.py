@@ -27,6 +27,7 @@ from qroute.observability.http import OpsServer
 from qroute.observability.metrics import Metrics
 from qroute.providers.http import make_http_client
 from qroute.resilience.state import RouteStateBook
+from qroute.worker.intake import known_models
 from qroute.worker.loop import Worker
 from qroute.worker.run import build_worker as build_kafka_worker
 from qroute.worker.topics import ensure_topics
@@ -34,15 +35,6 @@ from qroute.worker.topics import ensure_topics
 log = structlog.get_logger("qroute.runtime")
 
 CIRCUIT_REPORT_INTERVAL_S = 5.0
-
-
-def known_model_checker(catalog: Catalog) -> frozenset[str]:
-    """Every name a job may put in `allowed_models`: model names and route ids."""
-    names: set[str] = set()
-    for spec in catalog.models:
-        names.add(spec.model)
-        names.add(spec.route_id)
-    return frozenset(names)
 
 
 @dataclass
@@ -92,11 +84,10 @@ def build_engine(
 
 def build_worker(settings: Settings, engine: Engine) -> Worker:
     """A Kafka worker whose processor is the engine's attempt loop."""
-    known = known_model_checker(engine.catalog)
     return build_kafka_worker(
         settings,
         engine.executor,
-        known_model=known.__contains__,
+        known_model=known_models(engine.catalog),
         metrics=engine.metrics,
         price_source=engine.catalog.source,
         price_version=engine.catalog.version,
