@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from qroute.bench.tomlfile import dumps, settings_toml
 from qroute.config import KafkaSettings, Settings, TopicSettings, WorkerSettings, load_settings
 from qroute.sim.testing import sim_config, sim_model, sim_provider
 from qroute.testing import sim_routes_settings
+from qroute.tomlfile import dumps, settings_toml
 
 
 class _FakeSim:

@@ -21,10 +21,10 @@ from qroute.demo.collect import Tally
 from qroute.demo.passages import MIN_PASSAGE_CHARS, chapters, load_text, spread, windows
 from qroute.demo.processes import WorkerProcess, stop_workers
 from qroute.demo.summary import count_failovers, percentile, spend_by_route, summarize
-from qroute.demo.tomlfile import dumps
 from qroute.demo.world import demo_settings, demo_topics, worker_environment, write_worker_config
 from qroute.sim import default_config
 from qroute.testing import sim_routes_settings
+from qroute.tomlfile import dumps
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 

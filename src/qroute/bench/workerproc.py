@@ -22,9 +22,9 @@ from typing import IO, Self
 import httpx
 
 from qroute.bench.procfs import cpu_seconds, peak_rss_bytes
-from qroute.bench.tomlfile import write_settings
 from qroute.config import Settings
 from qroute.embedded.ports import free_port
+from qroute.tomlfile import write_settings
 
 READY_TIMEOUT_S = 60.0
 _POLL_S = 0.1

@@ -24,11 +24,11 @@ from rich.markup import escape
 from qroute.catalog.load import active_routes, build_catalog, key_hint
 from qroute.config import KafkaSettings, Settings, TopicSettings, load_settings
 from qroute.demo.processes import WorkerProcess, spawn_worker, stop_workers, wait_ready
-from qroute.demo.tomlfile import dumps
 from qroute.embedded import EmbeddedBroker
 from qroute.embedded.ports import free_port
 from qroute.sim import RemoteSim, SimProvider, default_config, run_in_subprocess
 from qroute.testing import sim_routes_settings
+from qroute.tomlfile import dumps
 from qroute.worker.topics import create_topics
 
 Say = Callable[[str], None]

@@ -1,4 +1,4 @@
-"""Write `Settings` as a `qroute.toml` file, so a worker subprocess reads exactly what the bench built.
+"""Write `Settings` as a `qroute.toml` file, so a worker subprocess (bench, demo) reads exactly what was built.
 
 The stdlib reads TOML but does not write it, and the data here is plain JSON
 (`model_dump(mode="json")`): strings, numbers, booleans, lists and tables. For
