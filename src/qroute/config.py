@@ -68,6 +68,14 @@ class KafkaSettings(_Section):
     request_timeout_ms: int = Field(default=40_000, ge=1_000, description="Timeout of one broker request.")
     max_request_size: int = Field(default=4 * 1024 * 1024, ge=1024, description="Largest record produced.")
     linger_ms: int = Field(default=5, ge=0, description="Producer batching delay: higher batches more.")
+    max_batch_size: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description=(
+            "Bytes per producer batch and partition. Under load a full batch makes every "
+            "sender wait for its drain; keep it at or below the broker's message.max.bytes."
+        ),
+    )
     security_protocol: str = Field(
         default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
     )

@@ -89,6 +89,7 @@ def make_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
         "acks": "all",
         "enable_idempotence": False,
         "linger_ms": kafka.linger_ms,
+        "max_batch_size": kafka.max_batch_size,
         "max_request_size": kafka.max_request_size,
     }
     kwargs.update(overrides)

@@ -89,11 +89,13 @@ class TestFactories:
     def test_producer_waits_for_all_replicas_without_idempotence(self) -> None:
         """acks=all, idempotence off (Tansu rejects aiokafka's InitProducerId v0), sizes from settings."""
         kafka = KafkaSettings(bootstrap_servers=BOOTSTRAP, max_request_size=8 * 1024 * 1024, linger_ms=7)
+        kafka = kafka.model_copy(update={"max_batch_size": 64 * 1024})
         producer: Any = make_producer(kafka)
         assert producer.kwargs["acks"] == "all"
         assert producer.kwargs["enable_idempotence"] is False
         assert producer.kwargs["max_request_size"] == 8 * 1024 * 1024
         assert producer.kwargs["linger_ms"] == 7
+        assert producer.kwargs["max_batch_size"] == 64 * 1024
         assert producer.kwargs["bootstrap_servers"] == BOOTSTRAP
 
     def test_overrides_win(self) -> None:

@@ -153,6 +153,18 @@ class TestJsonShape:
             configure_logging(stream=io.StringIO())
             structlog.configure(**saved)
 
+    def test_per_request_library_lines_only_at_debug(self, stream: io.StringIO) -> None:
+        """httpx's INFO line per call is dropped at INFO (it cost 7.7% of worker CPU) and kept at DEBUG."""
+        logging.getLogger("httpx").info("HTTP Request: POST http://x/ 200 OK")
+        logging.getLogger("httpx").warning("pool exhausted")
+        assert [line["event"] for line in lines(stream)] == ["pool exhausted"]
+        configure_logging(level="debug", stream=stream)
+        try:
+            logging.getLogger("httpx").info("HTTP Request: POST http://x/ 200 OK")
+            assert lines(stream)[-1]["event"] == "HTTP Request: POST http://x/ 200 OK"
+        finally:
+            configure_logging(stream=stream)
+
     def test_reconfiguring_does_not_duplicate_lines(self, stream: io.StringIO) -> None:
         """Calling configure_logging again replaces its handler instead of adding one."""
         configure_logging(stream=stream)

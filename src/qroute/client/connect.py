@@ -58,6 +58,7 @@ def make_broker(kafka: KafkaSettings, *, description: str = "qroute producer cli
         acks="all",
         enable_idempotence=False,
         linger_ms=kafka.linger_ms,
+        max_batch_size=kafka.max_batch_size,
         max_request_size=kafka.max_request_size,
         allow_auto_create_topics=False,
         security=broker_security(kafka),
