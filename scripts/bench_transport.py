@@ -1,4 +1,4 @@
-"""Client CPU per provider call: httpx's default transport vs httpx-aiohttp.
+"""Client CPU per provider call: httpx's default transport vs qroute's aiohttp client.
 
 A tiny aiohttp server in a SUBPROCESS answers every POST with a fixed OpenAI
 Chat Completions body (with rate-limit headers), so its CPU is not counted.

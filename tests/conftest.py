@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiokafka.errors import KafkaError
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from qroute.config import KafkaSettings, Settings, TopicSettings, WorkerSettings
 from qroute.embedded import BrokerBinaryNotFoundError, BrokerStartError, EmbeddedBroker
@@ -28,6 +30,13 @@ from qroute.worker.topics import create_topics, required_topics
 BOOTSTRAP_ENV = "QROUTE_TEST_BOOTSTRAP"
 BROKER_ENV = "QROUTE_TEST_BROKER"
 SESSION_TIMEOUT_ENV = "QROUTE_TEST_SESSION_TIMEOUT_MS"
+
+# Shared 2-core machines: generation speed and per-example time depend on what else runs,
+# so neither may fail a test; the properties themselves are still checked on every example.
+hypothesis_settings.register_profile(
+    "shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("shared-machine")
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 # Tansu holds every JoinGroup for session_timeout/2, so short sessions make group tests fast.
 # Real Kafka refuses sessions under group.min.session.timeout.ms (6000 by default): the container

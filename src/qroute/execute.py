@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import httpx
-
 from qroute.catalog.types import Route
 from qroute.config import RoutingSettings
 from qroute.models import (
@@ -42,7 +40,7 @@ from qroute.models import (
 )
 from qroute.observability.metrics import Metrics
 from qroute.providers.base import ProviderOutcome
-from qroute.providers.http import send
+from qroute.providers.http import HttpClient, send
 from qroute.providers.registry import adapter_for
 from qroute.resilience.backoff import retry_delay
 from qroute.resilience.state import RouteStateBook
@@ -96,7 +94,7 @@ class Executor:
         *,
         routes: Sequence[Route],
         state: RouteStateBook,
-        client: httpx.AsyncClient,
+        client: HttpClient,
         api_keys: Mapping[str, str | None],
         settings: RoutingSettings,
         catalog: CatalogInfo,

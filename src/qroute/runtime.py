@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
-import httpx
 import structlog
 from prometheus_client import ProcessCollector
 
@@ -25,7 +24,7 @@ from qroute.config import Settings, validate_runtime
 from qroute.execute import CatalogInfo, Executor
 from qroute.observability.http import OpsServer
 from qroute.observability.metrics import Metrics
-from qroute.providers.http import make_http_client
+from qroute.providers.http import HttpClient, make_http_client
 from qroute.resilience.state import RouteStateBook
 from qroute.worker.intake import known_models
 from qroute.worker.loop import Worker
@@ -45,7 +44,7 @@ class Engine:
     catalog: Catalog
     routes: list[Route]
     state: RouteStateBook
-    client: httpx.AsyncClient
+    client: HttpClient
     executor: Executor
     metrics: Metrics
 

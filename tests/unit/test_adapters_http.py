@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from qroute.providers.http import make_http_client, send, timeout_for
+from qroute.providers.http import HttpClient, make_http_client, send, timeout_for
 from qroute.providers.registry import adapter_for
 from tests.unit.test_adapters_common import NOW, make_job, make_route
 
@@ -161,7 +163,7 @@ async def _raw_server(reply: Callable[[bytes], bytes | None]) -> tuple[asyncio.S
 
 
 @pytest.fixture(params=["aiohttp", "httpx"])
-async def real_client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+async def real_client(request: pytest.FixtureRequest) -> AsyncIterator[HttpClient]:
     async with make_http_client(max_connections=10, transport=request.param) as client:
         yield client
 
@@ -169,15 +171,13 @@ async def real_client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.Asy
 class TestRealTransports:
     """Both transports over real loopback sockets classify the same failures the same way."""
 
-    async def _call(self, client: httpx.AsyncClient, port: int) -> tuple[str, str]:
+    async def _call(self, client: HttpClient, port: int) -> tuple[str, str]:
         route = make_route(base_url=f"http://127.0.0.1:{port}/v1", connect_timeout_s=2.0, read_timeout_s=5.0)
         outcome, _ = await send(client, adapter_for("openai"), make_job(), route, "k", now=lambda: NOW)
         return outcome.outcome, outcome.action
 
-    async def test_success(self, real_client: httpx.AsyncClient) -> None:
+    async def test_success(self, real_client: HttpClient) -> None:
         """A real HTTP answer parses to success with its rate-limit headers."""
-        import json
-
         payload = json.dumps(GOOD_BODY).encode()
         server, port = await _raw_server(lambda _: GOOD_HTTP % (len(payload), payload))
         async with server:
@@ -189,23 +189,64 @@ class TestRealTransports:
         assert outcome.rate_limit is not None
         assert outcome.rate_limit.remaining_requests == 7
 
-    async def test_connection_refused(self, real_client: httpx.AsyncClient) -> None:
+    async def test_connection_refused(self, real_client: HttpClient) -> None:
         """Nobody listening: connection_error, retry (aiohttp's ConnectTimeout mapping is corrected)."""
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         assert await self._call(real_client, port) == ("connection_error", "retry")
 
-    async def test_server_closes_without_answer(self, real_client: httpx.AsyncClient) -> None:
+    async def test_server_closes_without_answer(self, real_client: HttpClient) -> None:
         """The peer drops the connection after reading the request: connection_error, retry."""
         server, port = await _raw_server(lambda _: None)
         async with server:
             assert await self._call(real_client, port) == ("connection_error", "retry")
 
-    async def test_truncated_body(self, real_client: httpx.AsyncClient) -> None:
+    async def test_truncated_body(self, real_client: HttpClient) -> None:
         """Fewer body bytes than Content-Length, then close: connection_error, retry."""
         server, port = await _raw_server(
             lambda _: b'HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n{"choices": ['
         )
         async with server:
             assert await self._call(real_client, port) == ("connection_error", "retry")
+
+    async def test_gzip_body_is_decoded_once(self, real_client: HttpClient) -> None:
+        """A gzip-encoded answer reaches the parser decoded (aiohttp leaves it to httpx, which decodes once)."""
+        payload = gzip.compress(json.dumps(GOOD_BODY).encode())
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n"
+        server, port = await _raw_server(
+            lambda _: head + b"content-length: %d\r\n\r\n%s" % (len(payload), payload)
+        )
+        async with server:
+            route = make_route(base_url=f"http://127.0.0.1:{port}/v1")
+            outcome, _ = await send(
+                real_client, adapter_for("openai"), make_job(), route, "k", now=lambda: NOW
+            )
+        assert (outcome.outcome, outcome.text) == ("success", "Hi")
+
+    async def test_non_http_base_url_fails_over(self, real_client: HttpClient) -> None:
+        """A base URL with another scheme is a configuration error: fail over, never retry the route."""
+        route = make_route(base_url="ftp://127.0.0.1:9/v1")
+        outcome, _ = await send(real_client, adapter_for("openai"), make_job(), route, "k", now=lambda: NOW)
+        assert (outcome.outcome, outcome.action) == ("connection_error", "failover")
+
+    async def test_request_carries_adapter_headers_and_body(self, real_client: HttpClient) -> None:
+        """What the adapter built is what goes on the wire: method, path, auth header, JSON body."""
+        seen: list[bytes] = []
+        payload = json.dumps(GOOD_BODY).encode()
+
+        def reply(head: bytes) -> bytes:
+            seen.append(head)
+            return GOOD_HTTP % (len(payload), payload)
+
+        server, port = await _raw_server(reply)
+        async with server:
+            route = make_route(base_url=f"http://127.0.0.1:{port}/v1")
+            outcome, _ = await send(
+                real_client, adapter_for("openai"), make_job(), route, "k-123", now=lambda: NOW
+            )
+        assert outcome.outcome == "success"
+        head = seen[0].lower()
+        assert head.startswith(b"post /v1/chat/completions http/1.1")
+        assert b"authorization: bearer k-123" in head
+        assert b"content-type: application/json" in head

@@ -2,7 +2,7 @@
 
 Adapters build an `httpx.Request` from a job and parse an `httpx.Response` (or a
 transport error) into a `ProviderOutcome`. They never own connections; the
-worker's one shared `httpx.AsyncClient` sends the request.
+worker's one shared client (`qroute.providers.http.HttpClient`) sends the request.
 """
 
 from __future__ import annotations

@@ -290,6 +290,10 @@ def _rate_limit_wait(error: ProviderError, snapshot: RateLimitSnapshot | None, n
     return wait_from_snapshot(snapshot, now)
 
 
+_BAD_SCHEME: type[Exception] = getattr(aiohttp, "NonHttpUrlClientError", aiohttp.InvalidURL)
+"""aiohttp >= 3.10 refuses a non-HTTP URL with NonHttpUrlClientError, which is not an InvalidURL."""
+
+
 def outcome_for_transport_error(exc: BaseException) -> ProviderOutcome:
     """A request that got no HTTP answer: timeouts and broken connections retry.
 
@@ -302,12 +306,12 @@ def outcome_for_transport_error(exc: BaseException) -> ProviderOutcome:
 
 
 def _transport_table(exc: BaseException) -> tuple[AttemptOutcome, AttemptAction]:
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL | aiohttp.InvalidURL | _BAD_SCHEME):
         return "connection_error", "failover"  # misconfigured base URL: retrying cannot help
     cause = exc.__cause__
     if isinstance(cause, aiohttp.ClientError) and not isinstance(cause, TimeoutError):
-        # httpx-aiohttp maps every aiohttp.ClientConnectionError (refused, reset,
-        # server disconnected) to httpx.ConnectTimeout; the cause tells the truth.
+        # An httpx error wrapping a non-timeout aiohttp one (httpx-aiohttp reported
+        # refused, reset and dropped connections as ConnectTimeout): the cause tells the truth.
         return "connection_error", "retry"
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return "timeout", "retry"
