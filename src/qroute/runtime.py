@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import time
@@ -119,6 +120,27 @@ async def _ops_server(settings: Settings, engine: Engine, worker: Worker) -> Asy
     async with server:
         log.info("ops_server_listening", url=server.url)
         yield server
+
+
+GC_THRESHOLDS = (10_000, 20, 100)
+"""Collector thresholds for the worker (CPython's defaults are 700, 10, 10).
+
+Each job allocates a few thousand short-lived objects, so the default gen-0
+threshold ran a collection every few jobs and a full one every few thousand:
+0.93 s of GC in a 9,300-job cpu bench (0.1 ms/job, ~11% of the worker's CPU).
+With start-up objects frozen and these thresholds: 0.38 s (measured with a
+gc.callbacks timer, `qroute bench --scenario cpu`). Cycles are still collected,
+only in larger batches."""
+
+
+def tune_gc() -> None:
+    """Freeze what start-up built (modules, settings) and collect young objects less often.
+
+    Process-wide, so the `qroute worker` command calls it, not `run_worker`
+    (an embedding application keeps its own collector settings)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def run_worker(

@@ -17,6 +17,7 @@ import structlog
 from qroute.models import Job, Message
 from qroute.observability.logging import (
     FORBIDDEN_KEYS,
+    bound,
     configure_logging,
     drop_forbidden_keys,
     job_context,
@@ -195,6 +196,26 @@ class TestContext:
         assert second["outcome"] == "success"
         assert "job_id" not in after
         assert SECRET not in stream.getvalue()
+
+    def test_bound_restores_what_was_bound_before(self, stream: io.StringIO) -> None:
+        """A nested `bound` block shadows a key and gives the outer value back on exit, even on error."""
+        log = structlog.get_logger("qroute.test")
+
+        def inner() -> None:
+            with bound(offset=2, route="p/m"):
+                log.info("inner")
+                raise RuntimeError("boom")
+
+        with bound(topic="jobs", offset=1):
+            with pytest.raises(RuntimeError):
+                inner()
+            log.info("outer")
+        log.info("after")
+        inner, outer, after = lines(stream)
+        assert (inner["topic"], inner["offset"], inner["route"]) == ("jobs", 2, "p/m")
+        assert (outer["topic"], outer["offset"]) == ("jobs", 1)
+        assert "route" not in outer
+        assert not {"topic", "offset", "route"} & after.keys()
 
     async def test_concurrent_tasks_keep_their_own_ids(self, stream: io.StringIO) -> None:
         """Two jobs running as concurrent tasks never log each other's ids."""

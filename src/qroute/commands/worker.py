@@ -11,7 +11,7 @@ from qroute.commands.topics import BootstrapOption, ConfigOption, settings_for
 from qroute.config import ConfigError
 from qroute.kafka import KafkaConfigError
 from qroute.observability.logging import configure_logging
-from qroute.runtime import run_worker
+from qroute.runtime import run_worker, tune_gc
 from qroute.worker.topics import MissingTopicsError
 
 
@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
                 err=True,
             )
             raise typer.Exit(2)
+        tune_gc()
         try:
             asyncio.run(run_worker(settings))
         except ConfigError as exc:

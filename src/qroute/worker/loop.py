@@ -42,6 +42,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from qroute.config import Settings, TopicSettings
+from qroute.observability.logging import bound
 from qroute.worker import headers
 from qroute.worker.delay import DelayGate, gate_time
 from qroute.worker.emit import Emitter, PublisherClosed
@@ -391,9 +392,7 @@ class Worker:
             running.in_processor = active
 
         try:
-            with structlog.contextvars.bound_contextvars(
-                topic=record.topic, partition=record.partition, offset=record.offset
-            ):
+            with bound(topic=record.topic, partition=record.partition, offset=record.offset):
                 await self._handler.handle(record, info, processing)
             self._tracker.done(ticket)
         except PublisherClosed:
