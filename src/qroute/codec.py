@@ -46,6 +46,13 @@ def decode_job(raw: bytes | None, *, max_bytes: int = DEFAULT_MAX_JOB_BYTES) -> 
     if len(raw) > max_bytes:
         return DecodeFailure("oversize", f"job is {len(raw)} bytes, larger than the {max_bytes}-byte cap")
     try:
+        # Fast path for the common case, a valid job: pydantic parses the bytes itself
+        # (about half the CPU of json.loads + model_validate). Anything it refuses takes
+        # the path below, which says precisely what is wrong.
+        return Job.model_validate_json(raw)
+    except ValidationError:
+        pass
+    try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return DecodeFailure("undecodable", f"value is not UTF-8: {exc.reason} at byte {exc.start}")

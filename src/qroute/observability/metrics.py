@@ -152,6 +152,7 @@ class Metrics:
         )
         self._build = Info("qroute_build", "The running qroute version.", registry=r)
         self._build.info({"version": __version__})
+        self._cost_children: dict[str, tuple[Counter, ...]] = {}
         # Known label values start at 0, so rate()/increase() see the first event too.
         for status in get_args(JobStatus):
             self._jobs.labels(status)
@@ -190,13 +191,33 @@ class Metrics:
 
     def cost(self, route: str, cost_usd: Decimal, usage: Usage) -> None:
         """A billed attempt: add its cost and tokens to the route's totals."""
-        self._cost.labels(route).inc(float(cost_usd))
-        tokens = self._tokens
-        tokens.labels(route, "input").inc(usage.input_tokens)
-        tokens.labels(route, "cached_input").inc(usage.cached_input_tokens)
-        tokens.labels(route, "cache_write").inc(usage.cache_write_tokens)
-        tokens.labels(route, "output").inc(usage.output_tokens)
-        tokens.labels(route, "reasoning").inc(usage.reasoning_tokens)
+        cost, inputs, cached, cache_write, output, reasoning = self._route_cost_children(route)
+        cost.inc(float(cost_usd))
+        inputs.inc(usage.input_tokens)
+        cached.inc(usage.cached_input_tokens)
+        cache_write.inc(usage.cache_write_tokens)
+        output.inc(usage.output_tokens)
+        reasoning.inc(usage.reasoning_tokens)
+
+    def _route_cost_children(self, route: str) -> tuple[Counter, ...]:
+        """The route's cost and five token counters, looked up once per route.
+
+        `labels()` takes a lock and builds a key on every call; six of them per
+        billed attempt were ~1.5% of the worker's CPU. Children of these counters
+        are never removed, so holding them is safe."""
+        children = self._cost_children.get(route)
+        if children is None:
+            tokens = self._tokens
+            children = (
+                self._cost.labels(route),
+                tokens.labels(route, "input"),
+                tokens.labels(route, "cached_input"),
+                tokens.labels(route, "cache_write"),
+                tokens.labels(route, "output"),
+                tokens.labels(route, "reasoning"),
+            )
+            self._cost_children[route] = children
+        return children
 
     def failover(self, from_route: str) -> None:
         """A job stopped trying `from_route` and moved on."""

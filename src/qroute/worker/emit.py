@@ -107,7 +107,7 @@ class Emitter:
         waiting = list(records)
         failures = 0
         while waiting:
-            outcomes = await asyncio.gather(*(self._send(r) for r in waiting), return_exceptions=True)
+            outcomes = await self._send_all(waiting)
             failed: list[Outgoing] = []
             for record, outcome in zip(waiting, outcomes, strict=True):
                 if outcome is None:
@@ -138,8 +138,27 @@ class Emitter:
                 await asyncio.sleep(self._rng() * min(self._cap, self._base * 2**failures))
                 failures += 1
 
-    async def _send(self, record: Outgoing) -> None:
-        future = await self._producer.send(
+    async def _send_all(self, records: Sequence[Outgoing]) -> list[BaseException | None]:
+        """Append every record to the producer's batches, then wait for all their acks.
+
+        Appending returns at once unless a batch is full, so the records go out
+        together without a task each (two tasks per job were ~3% of worker CPU).
+        """
+        outcomes: list[BaseException | None] = [None] * len(records)
+        pending: list[tuple[int, asyncio.Future[object]]] = []
+        for i, record in enumerate(records):
+            try:
+                pending.append((i, await self._append(record)))
+            except Exception as exc:  # refused before it was queued (closed, unknown topic, too large)
+                outcomes[i] = exc
+        acks = await asyncio.gather(*(future for _, future in pending), return_exceptions=True)
+        for (i, _), ack in zip(pending, acks, strict=True):
+            if isinstance(ack, BaseException):
+                outcomes[i] = ack
+        return outcomes
+
+    async def _append(self, record: Outgoing) -> asyncio.Future[object]:
+        future: asyncio.Future[object] = await self._producer.send(
             record.topic, value=record.value, key=record.key, headers=record.headers
         )
-        await future
+        return future
