@@ -22,6 +22,7 @@ from typing import IO, Self
 import httpx
 
 from qroute.bench.procfs import cpu_seconds, peak_rss_bytes
+from qroute.childproc import die_with_parent
 from qroute.config import Settings
 from qroute.embedded.ports import free_port
 from qroute.tomlfile import write_settings
@@ -74,6 +75,7 @@ class WorkerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=child_environment(),
+            preexec_fn=die_with_parent(),
         )
         atexit.register(self.kill)
 

@@ -10,21 +10,21 @@ the kernel for SIGTERM should the demo die without cleaning up, so not even a
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from qroute.childproc import die_with_parent
+
 # `python -c` rather than the `qroute` script: works wherever the package imports (venv or not).
 _WORKER_COMMAND = ("-c", "from qroute.cli import main; main()", "worker", "--log-format", "json")
-_PR_SET_PDEATHSIG = 1
 _POLL_S = 0.1
 _TAIL_BYTES = 3000
 
@@ -59,25 +59,6 @@ class WorkerProcess:
             return "(no log)"
 
 
-def _pdeathsig() -> Callable[[], None] | None:
-    """A pre-exec hook asking Linux to SIGTERM the child when the demo dies (PR_SET_PDEATHSIG).
-
-    `prctl` is looked up here, in the parent: the hook runs between fork and exec, where
-    loading anything could deadlock on a lock another thread held at the fork.
-    """
-    if sys.platform != "linux":
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-    def hook() -> None:  # pragma: no cover - runs in the child
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    return hook
-
-
 def spawn_worker(
     name: str, *, config: Path, log_path: Path, health_port: int, env: Mapping[str, str]
 ) -> WorkerProcess:
@@ -91,7 +72,7 @@ def spawn_worker(
             stderr=subprocess.STDOUT,
             env=child_env,
             start_new_session=True,
-            preexec_fn=_pdeathsig(),
+            preexec_fn=die_with_parent(),
         )
     return WorkerProcess(name, process, log_path, f"http://127.0.0.1:{health_port}/readyz")
 

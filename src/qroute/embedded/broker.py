@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from qroute.childproc import die_with_parent
 from qroute.embedded.binary import find_tansu_binary
 from qroute.embedded.ports import free_port, port_answers, port_is_free, process_listens_on
 
@@ -158,7 +159,12 @@ class EmbeddedBroker:
         env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process; closed in stop()
         self._proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr, env=env
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+            env=env,
+            preexec_fn=die_with_parent(),
         )
 
     def _wait_ready(self, port: int) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from qroute.childproc import die_with_parent
 from qroute.sim.config import SimConfig, default_config
 from qroute.sim.ledger import Ledger
 from qroute.sim.server import provider_base_url
@@ -92,7 +93,11 @@ def run_in_subprocess(
         command += ["--port", "0", "--ready-file", str(ready_file)]
         with log_file.open("wb") as log:
             process = subprocess.Popen(
-                command, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL
+                command,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent(),
             )
         try:
             sim = _wait_until_up(process, config, ready_file, log_file, startup_timeout_s)
