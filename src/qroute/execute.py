@@ -346,6 +346,7 @@ class Executor:
                 outcome=outcome.outcome,
                 action=action,
                 status_code=outcome.status_code,
+                provider_request_id=outcome.request_id,
                 error=outcome.error,
                 usage=outcome.usage if outcome.billed else None,
                 billed=outcome.billed and outcome.usage is not None,

@@ -171,6 +171,13 @@ class Attempt(_Wire):
     outcome: AttemptOutcome
     action: AttemptAction
     status_code: int | None = None
+    provider_request_id: str | None = Field(
+        default=None,
+        description="The provider's own id for this call (x-request-id, request-id or x-goog-request-id "
+        "response header), to quote to its support or when disputing a bill; null when no answer "
+        "arrived or the provider sent none.",
+        max_length=200,
+    )
     error: str | None = Field(default=None, description="Provider error message or classification reason.")
     usage: Usage | None = None
     billed: bool = Field(description="Whether the provider bills this attempt (false: cost is zero).")

@@ -558,3 +558,32 @@ class TestLedgerReconciliation:
             a.usage is not None and a.usage.cached_input_tokens for f in finished for a in f.cost.attempts
         )
         assert deferrals == 0, "every wait here is short enough to sleep in process"
+
+
+class TestProviderRequestIds:
+    """Each attempt names the provider's own id for its call, as the simulator reported it."""
+
+    @pytest.mark.parametrize(
+        ("directive", "served_by"),
+        [
+            pytest.param("", "cheap", id="openai-x-request-id"),
+            pytest.param(" [sim:fail=500@cheap]", "mid", id="anthropic-request-id-after-failover"),
+        ],
+    )
+    async def test_attempts_carry_the_request_id_the_simulator_billed(
+        self, directive: str, served_by: str
+    ) -> None:
+        """The served attempt's provider_request_id is its ledger entry's; every answered attempt has its own."""
+        async with SimServer(cheap_and_mid()) as sim, attempt_loop(sim) as loop:
+            out = await finish(loop, make_job(f"{CHEAP_PROMPT}{directive}"))
+            ledger = await sim.ledger()
+        *failed, served = out.cost.attempts
+        assert (served.provider, served.outcome) == (served_by, "success")
+        assert bool(failed) == (served_by == "mid"), "only the failover case has failed attempts"
+        (entry,) = ledger.entries
+        assert entry.provider == served_by
+        assert served.provider_request_id == entry.request_id
+        assert all((a.provider, a.status_code) == ("cheap", 500) for a in failed)
+        ids = [a.provider_request_id for a in out.cost.attempts]
+        assert all(ids), "every attempt that got an HTTP answer names it"
+        assert len(set(ids)) == len(ids), "each call has its own id"

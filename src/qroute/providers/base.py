@@ -39,7 +39,8 @@ class ProviderOutcome:
     `action` says what the attempt loop should do: `done` (success), `retry`
     the same route, `failover` to another route, or `terminal` for the job.
     `billed` says whether the provider charges for this call; when it does,
-    `usage` is what it billed.
+    `usage` is what it billed. `request_id` is what the provider's support asks
+    for when a call is disputed.
     """
 
     outcome: AttemptOutcome
@@ -52,6 +53,8 @@ class ProviderOutcome:
     error: str | None = None
     retry_after_s: float | None = None
     rate_limit: RateLimitSnapshot | None = None
+    request_id: str | None = None
+    """The provider's id for this call, from its response headers; None when no answer arrived."""
 
 
 class Adapter(Protocol):

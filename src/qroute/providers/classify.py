@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -95,8 +95,38 @@ SuccessParser = Callable[[Any], Completion | str]
 """Family-specific reader of a decoded 2xx body: a `Completion`, or why the body is unusable."""
 
 
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id")
+"""Where a provider names its call, first non-empty one wins: OpenAI and compatible hosts
+(`x-request-id`), Anthropic (`request-id`), Google front ends (`x-goog-request-id`,
+undocumented and sent only on some Gemini responses)."""
+
+MAX_REQUEST_ID_CHARS = 200
+"""Real ids are far shorter (`req_…`, a UUID); the cap keeps a misbehaving host out of cost records."""
+
+
+def request_id(headers: Mapping[str, str]) -> str | None:
+    """The provider's id for this call, stripped and capped; None when it sent none (or only blanks)."""
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value is not None:
+            value = value.strip()
+            if value:
+                return value[:MAX_REQUEST_ID_CHARS]
+    return None
+
+
 def classify_response(response: httpx.Response, now: float, parse_success: SuccessParser) -> ProviderOutcome:
-    """Any response, 2xx or not, well-formed or not, as an outcome (never raises)."""
+    """Any response, 2xx or not, well-formed or not, as an outcome (never raises).
+
+    Every outcome built from an answer carries the provider's request id, whichever
+    helper below classified it.
+    """
+    outcome = _classify(response, now, parse_success)
+    rid = request_id(response.headers)
+    return outcome if rid is None else replace(outcome, request_id=rid)
+
+
+def _classify(response: httpx.Response, now: float, parse_success: SuccessParser) -> ProviderOutcome:
     headers = rate_headers(response.headers)
     snapshot = parse_rate_limit(headers, now)
     status = response.status_code
