@@ -1,4 +1,4 @@
-"""`qroute schemas export|check`: the JSON Schema files of the wire contracts."""
+"""`qroute schemas export|check`: the JSON Schema files of the wire contracts and the AsyncAPI documents."""
 
 from __future__ import annotations
 
@@ -17,19 +17,27 @@ OutOption = Annotated[
 
 def register(app: typer.Typer) -> None:
     schemas_app = typer.Typer(
-        help="JSON Schemas of Job, Result, CostRecord and DeadLetter.", no_args_is_help=True
+        help=(
+            "JSON Schemas of Job, Result, CostRecord and DeadLetter, and the AsyncAPI "
+            "documents of the producer client and the worker."
+        ),
+        no_args_is_help=True,
     )
     app.add_typer(schemas_app, name="schemas")
 
     @schemas_app.command("export")
     def export_command(out: OutOption = DEFAULT_OUT) -> None:
-        """Write job.json, result.json, cost_record.json and dead_letter.json from the models."""
+        """Write the JSON Schemas and the AsyncAPI documents from the models.
+
+        job.json, result.json, cost_record.json, dead_letter.json, and
+        asyncapi-client.json and asyncapi-worker.json (default settings: default topic names).
+        """
         for path in export(out):
             typer.echo(f"wrote {path}")
 
     @schemas_app.command("check")
     def check_command(out: OutOption = DEFAULT_OUT) -> None:
-        """Exit 1 when a schema file is missing or differs from the models (run `make schemas`)."""
+        """Exit 1 when a schema or AsyncAPI file is missing or differs from what export writes."""
         names = stale(out)
         for name in names:
             typer.echo(f"stale: {out / name}.json (run `make schemas` or `qroute schemas export`)", err=True)
