@@ -128,6 +128,14 @@ class WorkerSettings(_Section):
     commit_interval_s: float = Field(
         default=1.0, gt=0, description="How often finished offsets are committed to the broker."
     )
+    commit_every_records: int = Field(
+        default=100,
+        ge=1,
+        description=(
+            "Also commit as soon as this many records finished since the last commit: "
+            "a crash repeats at most about this many finished jobs (and pays for their calls again)."
+        ),
+    )
     drain_timeout_s: float = Field(
         default=30.0, ge=0, description="On SIGTERM, wait this long for jobs in flight."
     )

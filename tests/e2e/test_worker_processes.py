@@ -6,6 +6,8 @@ first. Duplicates are the jobs it had published but not yet committed. Every pro
 call takes 0.5 s here; as long as the gap between two commits (`commit_interval_s`
 0.1 s plus the commit's round trip) stays under that, each in-flight slot finishes at
 most one job within the gap, so at most `max_in_flight` are uncommitted at the kill.
+Without a short timer, `worker.commit_every_records` (default 100) bounds the gap by
+count instead: a commit starts as soon as the done prefix moved that far.
 """
 
 from __future__ import annotations

@@ -143,3 +143,38 @@ class TestRebalance:
         assert await committed(unique_settings, topics.jobs, sorted(high)) == {
             p: o + 1 for p, o in high.items()
         }
+
+
+class TestCommitCadence:
+    """Commits follow finished work, not only the clock: a crash repeats little."""
+
+    async def test_count_triggers_commits_between_timer_ticks(
+        self, unique_settings: Settings, producer: AIOKafkaProducer
+    ) -> None:
+        """With the timer an hour away, 60 finished records still commit every 10 (what a crash would repeat)."""
+        topics = unique_settings.topics
+        n = 60
+        high = await publish(producer, topics.jobs, [encode(make_job(f"c-{i}")) for i in range(n)])
+        worker = build_worker(
+            unique_settings, FakeProcessor(), commit_interval_s=3600.0, commit_every_records=10
+        )
+        running = asyncio.create_task(worker.run())
+
+        async def not_committed() -> int:
+            offsets = await committed(unique_settings, topics.jobs, sorted(high))
+            return sum(o + 1 - (offsets[p] or 0) for p, o in high.items())
+
+        try:
+            await wait_for(lambda: worker.counters.jobs_done >= n)
+            behind = await not_committed()
+            for _ in range(50):  # the last count-triggered commit may still be on its way
+                if behind < 10:
+                    break
+                await asyncio.sleep(0.2)
+                behind = await not_committed()
+        finally:
+            await worker.stop()
+            await running
+        # all but fewer than 10 finished records were committed long before the timer's first tick
+        assert worker.counters.commits >= 2  # at least one count-triggered commit, plus the one on stop
+        assert behind < 10

@@ -189,6 +189,40 @@ def test_any_completion_order_commits_exactly_the_done_prefix(
         assert tracker.committable(TP) == expected
 
 
+@given(
+    offsets=st.lists(st.integers(min_value=0, max_value=10_000), min_size=1, max_size=100, unique=True),
+    data=st.data(),
+)
+def test_advanced_counts_exactly_how_far_the_commit_moved(offsets: list[int], data: st.DataObject) -> None:
+    """`advanced` is always the distance the committable offset moved since the last reset."""
+    offsets.sort()
+    tracker = _tracker()
+    tickets = _dispatch(tracker, *offsets)
+    order = data.draw(st.permutations(tickets))
+    reset_after = data.draw(st.integers(min_value=0, max_value=len(order)))
+    start = offsets[0]
+    for i, ticket in enumerate(order):
+        if i == reset_after:
+            tracker.reset_advanced()
+            start = tracker.committable(TP) or start
+        tracker.done(ticket)
+        assert tracker.advanced == (tracker.committable(TP) or 0) - start
+
+
+def test_advanced_ignores_stale_and_repeated_completions() -> None:
+    """A completion from a revoked epoch or a second completion of one ticket moves nothing."""
+    tracker = _tracker()
+    (t0,) = _dispatch(tracker, 0)
+    assert tracker.done(t0)
+    assert tracker.advanced == 1
+    assert not tracker.done(t0)
+    (t1,) = _dispatch(tracker, 1)
+    tracker.revoke([TP])
+    tracker.assign([TP])
+    assert not tracker.done(t1)
+    assert tracker.advanced == 1
+
+
 class TrackerMachine(RuleBasedStateMachine):
     """Random dispatches, completions (current and stale), revocations and commits on two partitions."""
 

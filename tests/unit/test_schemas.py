@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from qroute.cli import app
 from qroute.codec import DecodeFailure, decode_job
 from qroute.models import WIRE_MODELS
-from qroute.schemas_export import render, stale
+from qroute.schemas_export import FILES, render, stale
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "schemas"
@@ -61,11 +61,12 @@ class TestCheckedInSchemas:
 
 class TestExportCommand:
     def test_export_then_check(self, tmp_path: Path) -> None:
-        """`qroute schemas export --out DIR` writes the four files; `check` then passes, and fails on drift."""
+        """`qroute schemas export --out DIR` writes every file (JSON Schemas and AsyncAPI); `check` then passes, and fails on drift."""
         runner = CliRunner()
         exported = runner.invoke(app, ["schemas", "export", "--out", str(tmp_path)])
         assert exported.exit_code == 0, exported.output
-        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.json" for n in WIRE_MODELS)
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{n}.json" for n in FILES)
+        assert set(WIRE_MODELS) < set(FILES)
         assert runner.invoke(app, ["schemas", "check", "--out", str(tmp_path)]).exit_code == 0
         (tmp_path / "job.json").write_text("{}\n", encoding="utf-8")
         assert stale(tmp_path) == ["job"]

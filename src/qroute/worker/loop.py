@@ -6,7 +6,7 @@ itself only fetches, dispatches, pauses/resumes and commits:
 
     getmany ──► dispatch (OffsetTracker ticket) ──► task: admit → process → emit ──► done
        ▲                                                                                │
-       └── pause/resume (caps, delay gate) ◄── commit timer: tracker.to_commit() ◄─────┘
+       └── pause/resume (caps, delay gate) ◄── commit (timer or count): to_commit() ◄──┘
 
 Guarantees (at-least-once):
 - an offset is committed only when every record below it on its partition has
@@ -18,7 +18,10 @@ Guarantees (at-least-once):
 A stop or rebalance whose jobs finish in time produces no duplicates. A job
 still running at the timeout is cancelled before it publishes ("handed back"):
 its record and the finished records above it on its partition are read again
-by the next owner, so those finished ones produce duplicates, as does a crash.
+by the next owner, so those finished ones produce duplicates, as does a crash
+(what finished since the last commit: about `commit_every_records` of the done
+prefix, or less when the `commit_interval_s` timer comes first, plus records
+finished above a still-running one).
 Consumers deduplicate by job id (the Kafka key).
 
 The delay consumer is this same consumer: delay topics are subscribed next to
@@ -105,6 +108,7 @@ class Worker:
         max_in_flight: int = 512,
         max_uncommitted_per_partition: int = 2_000,
         commit_interval_s: float = 1.0,
+        commit_every_records: int = 100,
         drain_timeout_s: float = 30.0,
         revoke_timeout_s: float | None = None,
         max_job_bytes: int = 1024 * 1024,
@@ -124,6 +128,9 @@ class Worker:
             max_uncommitted_per_partition: a partition is paused while this many of its
                 records are held back from the commit (behind an unfinished one).
             commit_interval_s: how often the done prefixes are committed.
+            commit_every_records: commit sooner once the committable prefixes moved this many
+                records since the last commit. What a crash repeats is what finished but
+                was not committed; the timer alone bounds that by throughput x interval.
             drain_timeout_s: on stop, how long in-flight jobs may take to finish.
             revoke_timeout_s: on a rebalance, how long in-flight jobs of revoked partitions
                 may take to finish before they are handed back (default: drain_timeout_s).
@@ -146,6 +153,7 @@ class Worker:
             max_in_flight=max_in_flight, max_uncommitted=max_uncommitted_per_partition
         )
         self._commit_interval_s = commit_interval_s
+        self._commit_every_records = commit_every_records
         self._drain_timeout_s = drain_timeout_s
         self._revoke_timeout_s = drain_timeout_s if revoke_timeout_s is None else revoke_timeout_s
         self._fetch_max_records = fetch_max_records
@@ -194,6 +202,7 @@ class Worker:
             "max_in_flight": w.max_in_flight,
             "max_uncommitted_per_partition": w.max_uncommitted_per_partition,
             "commit_interval_s": w.commit_interval_s,
+            "commit_every_records": w.commit_every_records,
             "drain_timeout_s": w.drain_timeout_s,
             "max_job_bytes": w.max_job_bytes,
             **options,
@@ -277,7 +286,7 @@ class Worker:
                 self._reconcile_pauses()
                 if fetch is None:
                     fetch = asyncio.create_task(self._fetch())
-                if time.monotonic() >= next_commit:
+                if time.monotonic() >= next_commit or self._tracker.advanced >= self._commit_every_records:
                     # the fetch above stays pending meanwhile: the member counts as polling
                     await self._commit()
                     self._report_lag()
@@ -409,6 +418,8 @@ class Worker:
     # -- commits and rebalances -----------------------------------------------------
 
     async def _commit(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        if partitions is None:
+            self._tracker.reset_advanced()  # what finishes during this commit counts for the next
         offsets = self._tracker.to_commit(partitions)
         if not offsets:
             return
