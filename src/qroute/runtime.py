@@ -91,6 +91,7 @@ def build_worker(settings: Settings, engine: Engine) -> Worker:
         metrics=engine.metrics,
         price_source=engine.catalog.source,
         price_version=engine.catalog.version,
+        on_share=engine.state.set_share,
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import signal
 from collections import Counter
 
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from qroute.codec import encode
@@ -118,16 +119,26 @@ class TestRebalance:
     async def test_second_member_joins(
         self, unique_settings: Settings, producer: AIOKafkaProducer, read_records: ReadRecords
     ) -> None:
-        """Two members, a rebalance in the middle: every job exactly once, offsets committed to the end."""
+        """Two members, a rebalance in the middle: every job exactly once, offsets committed to the end.
+
+        Each member is told its share of the jobs topic (what it paces provider quotas to):
+        all of it alone, then parts that add up to the whole.
+        """
         topics = unique_settings.topics
         n = 400
+        shares_a: list[float] = []
+        shares_b: list[float] = []
         first_half = [encode(make_job(f"r-{i}")) for i in range(n // 2)]
         second_half = [encode(make_job(f"r-{i}")) for i in range(n // 2, n)]
         high = await publish(producer, topics.jobs, first_half)
-        a = build_worker(unique_settings, FakeProcessor(max_sleep_s=0.1), max_in_flight=30)
+        a = build_worker(
+            unique_settings, FakeProcessor(max_sleep_s=0.1), max_in_flight=30, on_share=shares_a.append
+        )
         run_a = asyncio.create_task(a.run())
         await wait_for(lambda: a.counters.jobs_done >= 20)
-        b = build_worker(unique_settings, FakeProcessor(max_sleep_s=0.1), max_in_flight=30)
+        b = build_worker(
+            unique_settings, FakeProcessor(max_sleep_s=0.1), max_in_flight=30, on_share=shares_b.append
+        )
         run_b = asyncio.create_task(b.run())
         more = await publish(producer, topics.jobs, second_half)
         for p, o in more.items():
@@ -138,6 +149,9 @@ class TestRebalance:
 
         assert a.counters.rebalances >= 1
         assert b.counters.jobs_done > 0
+        assert shares_a[0] == 1.0
+        assert 0 < shares_b[-1] < 1
+        assert shares_a[-1] + shares_b[-1] == pytest.approx(1.0)
         results = await read_records(topics.results, n)
         assert job_ids(results) == Counter({f"r-{i}": 1 for i in range(n)})
         assert await committed(unique_settings, topics.jobs, sorted(high)) == {

@@ -301,6 +301,28 @@ class TestLearnedRequestBucket:
             pacer.book(100.0)
         assert slots == pytest.approx([100.1, 100.2, 100.3, 100.4, 100.5])
 
+    def test_a_share_of_the_account_paces_to_that_share(self) -> None:
+        """At share 0.5 (two workers on one account) slots come at half the rate, from half of what remains."""
+        pacer = RoutePacer(share=0.5)
+        pacer.observe_snapshot(self.snapshot(2, 59.8, 100.0), sent_at=100.0, received_at=100.0)
+        slots = []
+        for _ in range(3):
+            slots.append(pacer.learned_ready_at(100.0))
+            pacer.book(100.0)
+        # 598 used over 59.8 s: 10/s for the account, 5/s here; 1 of the 2 left is this worker's
+        assert slots == pytest.approx([100.0, 100.2, 100.4])
+
+    def test_share_counts_against_remaining_before_a_rate_is_learned(self) -> None:
+        """With 3 requests left and half the account, the second reservation already waits for the reset."""
+        pacer = RoutePacer(share=0.5)
+        snapshot = RateLimitSnapshot(limit_requests=600, remaining_requests=3, requests_reset_at=130.0)
+        pacer.observe_snapshot(snapshot, sent_at=100.0)  # no receive time: nothing learned
+        assert pacer.learned_rate is None
+        pacer.reserve(100.0, 10)
+        assert pacer.available_at(100.0, 10) == 100.0  # 1.5 - 1 > 0
+        pacer.reserve(100.0, 10)
+        assert pacer.available_at(100.0, 10) == 130.0
+
     def test_a_newer_snapshot_keeps_bookings_it_does_not_reflect(self) -> None:
         """Slots booked after the snapshot's request was sent stay taken when the snapshot is adopted."""
         pacer = RoutePacer()

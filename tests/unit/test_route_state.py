@@ -253,3 +253,29 @@ class TestPacing:
         assert b.available_at(SOLO, 1) == T0 + 5
         clock.now = T0 + 6
         assert b.available_at(SOLO, 1) == T0 + 6
+
+
+class TestShare:
+    """set_share: this worker's part of every provider account (its share of the jobs topic)."""
+
+    def test_configured_rpm_is_split(self) -> None:
+        """rpm 60 alone allows a request a second; at share 0.5 one every two seconds."""
+        b = book()
+        b.set_share(0.5)
+        assert b.share == 0.5
+        b.reserve(SMALL, 10, now=100.0)
+        assert b.available_at(SMALL, 10, now=100.0) == pytest.approx(102.0)
+
+    def test_routes_seen_before_and_after_get_the_share(self) -> None:
+        """Existing route state is updated; state created later starts with the share."""
+        b = book()
+        seen = b.route_state(SMALL)
+        b.set_share(0.25)
+        assert seen.pacer.share == 0.25
+        assert b.route_state(SOLO).pacer.share == 0.25
+
+    @pytest.mark.parametrize("share", [0.0, -0.5, 1.5])
+    def test_share_out_of_range_is_refused(self, share: float) -> None:
+        """A share outside (0, 1] is a bug in the caller."""
+        with pytest.raises(ValueError, match="share must be"):
+            book().set_share(share)

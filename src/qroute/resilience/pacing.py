@@ -106,7 +106,7 @@ class TokenBucket:
         return bucket
 
     @classmethod
-    def per_minute(cls, limit: int, *, burst_s: float = BURST_S) -> TokenBucket:
+    def per_minute(cls, limit: float, *, burst_s: float = BURST_S) -> TokenBucket:
         """A bucket for a per-minute limit, allowing `burst_s` seconds' worth at once (at least 1)."""
         rate = limit / 60.0
         return cls(rate, max(1.0, rate * burst_s))
@@ -134,15 +134,27 @@ class TokenBucket:
 
 
 class ProviderLimiter:
-    """The configured rpm/tpm of one provider account, shared by all its routes."""
+    """The configured rpm/tpm of one provider account, shared by all its routes.
 
-    def __init__(self, rpm: int | None, tpm: int | None, *, burst_s: float = BURST_S) -> None:
-        self.requests = None if rpm is None else TokenBucket.per_minute(rpm, burst_s=burst_s)
-        self.tokens = None if tpm is None else TokenBucket.per_minute(tpm, burst_s=burst_s)
+    `share` is this worker's part of the account (see `RouteStateBook.set_share`):
+    the buckets refill at rpm·share and tpm·share.
+    """
+
+    def __init__(
+        self, rpm: int | None, tpm: int | None, *, burst_s: float = BURST_S, share: float = 1.0
+    ) -> None:
+        self._rpm, self._tpm, self._burst_s = rpm, tpm, burst_s
+        self.share = share
+        self.requests = None if rpm is None else TokenBucket.per_minute(rpm * share, burst_s=burst_s)
+        self.tokens = None if tpm is None else TokenBucket.per_minute(tpm * share, burst_s=burst_s)
 
     @classmethod
-    def for_provider(cls, spec: ProviderSpec) -> ProviderLimiter:
-        return cls(spec.rpm, spec.tpm)
+    def for_provider(cls, spec: ProviderSpec, *, share: float = 1.0) -> ProviderLimiter:
+        return cls(spec.rpm, spec.tpm, share=share)
+
+    def with_share(self, share: float) -> ProviderLimiter:
+        """The same limits at another share (fresh buckets: a rebalance is rare)."""
+        return ProviderLimiter(self._rpm, self._tpm, burst_s=self._burst_s, share=share)
 
     def available_at(self, now: float, est_tokens: int) -> float:
         """Earliest time both buckets can take one request of `est_tokens`."""
@@ -162,9 +174,16 @@ class ProviderLimiter:
 
 
 class RoutePacer:
-    """Quota headers, reservation ledger and 429 cooldown for one route."""
+    """Quota headers, reservation ledger and 429 cooldown for one route.
 
-    def __init__(self) -> None:
+    `share` is this worker's part of the account's quota (1.0 alone; see
+    `RouteStateBook.set_share`). The provider's headers describe the whole
+    account, so a worker counts only its share of what remains and of the
+    refill; other workers spend the rest.
+    """
+
+    def __init__(self, share: float = 1.0) -> None:
+        self.share = share
         self._snapshot: RateLimitSnapshot | None = None
         self._snapshot_sent_at = float("-inf")
         self._ledger: deque[tuple[float, int]] = deque()
@@ -221,7 +240,10 @@ class RoutePacer:
                 self.learned_rate = used / window
         if self.learned_rate is None:
             return
-        bucket = TokenBucket.starting_at(self.learned_rate, float(limit), float(remaining), sent_at)
+        share = self.share
+        bucket = TokenBucket.starting_at(
+            self.learned_rate * share, max(1.0, limit * share), remaining * share, sent_at
+        )
         while self._booked and self._booked[0] <= sent_at:
             self._booked.popleft()  # sent before this request: the provider's count includes them
         if self._booked:
@@ -263,11 +285,11 @@ class RoutePacer:
             and snap.remaining_requests is not None
             and snap.requests_reset_at is not None
         ):
-            left = snap.remaining_requests - len(self._ledger)
+            left = snap.remaining_requests * self.share - len(self._ledger)
             if left <= 0 and snap.requests_reset_at > now:
                 ready = max(ready, snap.requests_reset_at)
         if snap.remaining_tokens is not None and snap.tokens_reset_at is not None:
-            left = snap.remaining_tokens - self._ledger_tokens
+            left = snap.remaining_tokens * self.share - self._ledger_tokens
             if left < est_tokens and snap.tokens_reset_at > now:
                 ready = max(ready, snap.tokens_reset_at)
         return ready

@@ -63,9 +63,35 @@ class RouteStateBook:
         self._rng = rng
         self._default_latency_s = default_latency_s
         self._routes: dict[str, RouteState] = {}
+        self._share = 1.0
         self._limiters: dict[str, ProviderLimiter] = {
             name: ProviderLimiter.for_provider(spec) for name, spec in providers.items()
         }
+
+    # -- sharing accounts with other workers --------------------------------------
+
+    @property
+    def share(self) -> float:
+        return self._share
+
+    def set_share(self, share: float) -> None:
+        """Pace to `share` of every provider account (0 < share ≤ 1).
+
+        Workers of one group call the same accounts; each paced to the whole
+        quota, N workers would send N times too much (and collect 429s). The
+        worker sets its share of the jobs topic's partitions after each
+        rebalance: that is its share of the load, and the shares add up to 1.
+        Applies to configured rpm/tpm at once and to quota headers from the next
+        answer on.
+        """
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1], got {share}")
+        if share == self._share:
+            return
+        self._share = share
+        for state in self._routes.values():
+            state.pacer.share = share
+        self._limiters = {name: limiter.with_share(share) for name, limiter in self._limiters.items()}
 
     # -- per-call questions ------------------------------------------------------
 
@@ -204,7 +230,8 @@ class RouteStateBook:
                     window_s=s.circuit_window_s,
                     min_calls=s.circuit_min_calls,
                     open_s=s.circuit_open_s,
-                )
+                ),
+                pacer=RoutePacer(share=self._share),
             )
             self._routes[route.id] = state
         return state
@@ -213,6 +240,6 @@ class RouteStateBook:
         name = route.provider.name
         limiter = self._limiters.get(name)
         if limiter is None:
-            limiter = ProviderLimiter.for_provider(route.provider)
+            limiter = ProviderLimiter.for_provider(route.provider, share=self._share)
             self._limiters[name] = limiter
         return limiter

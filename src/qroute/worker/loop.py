@@ -56,6 +56,7 @@ from qroute.worker.intake import KnownModel
 from qroute.worker.observe import WorkerCounters, WorkerMetrics, WorkerPhase
 from qroute.worker.offsets import OffsetTracker, Ticket
 from qroute.worker.processing import Processor
+from qroute.worker.share import jobs_share
 
 log = structlog.get_logger(__name__)
 
@@ -119,6 +120,7 @@ class Worker:
         price_source: str = "none",
         price_version: str = "none",
         crash_retry_delay_s: float | None = None,
+        on_share: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """
@@ -144,6 +146,9 @@ class Worker:
                 (jobs refused before any attempt).
             crash_retry_delay_s: when the processor raises, retry the job once after this
                 long, through a delay topic (default: the smallest delay tier).
+            on_share: told this worker's share of the jobs topic's partitions after every
+                assignment (`qroute.worker.share`), e.g. `RouteStateBook.set_share`, so
+                the group's members together pace to one provider quota.
             clock: wall clock (epoch seconds), for delay gating and latencies.
         """
         self._consumer = consumer
@@ -159,6 +164,7 @@ class Worker:
         self._fetch_max_records = fetch_max_records
         self._poll_timeout_ms = max(1, round(poll_timeout_s * 1000))
         self._metrics = metrics
+        self._on_share = on_share
         self._clock = clock
         self.counters = WorkerCounters()
         self._handler = RecordHandler(
@@ -469,7 +475,18 @@ class Worker:
         if self._metrics is not None:
             self._metrics.set_assigned(len(assigned))
         log.info("partitions_assigned", partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+        self._report_share(assigned)
         self._poke()
+
+    def _report_share(self, assigned: set[TopicPartition]) -> None:
+        if self._on_share is None:
+            return
+        total = self._consumer.partitions_for_topic(self._topics.jobs)
+        if not total:
+            return  # metadata not known yet: keep the previous share
+        share = jobs_share(assigned, self._topics.jobs, len(total))
+        self._on_share(share)
+        log.info("quota_share", share=round(share, 4), jobs_partitions=len(total))
 
     async def _settle(self, jobs: list[_Running], timeout_s: float) -> None:
         """Wait up to `timeout_s` for jobs; then hand back those still processing and give
