@@ -174,13 +174,17 @@ class Executor:
                 elif choice == "exhausted":
                     kind = "attempts_exhausted"
                 return self._fail(run, kind, self._why(_CHOICE_TEXT[choice], run))
-            estimate, ready_at = choice
+            estimate, ready_at, slotted = choice
             route = estimate.route
             wait = ready_at - now
             if wait > 0:
                 # Keep the slot: after the wait (or the deferral) the job comes back
                 # through _choose, which re-checks provider signals but does not book again.
-                self._keep_booking(job.id, route.id, ready_at, now)
+                # A wait with no slot (only a provider signal, no rate known yet) keeps
+                # nothing: holding it would let every such job send at the signal's end
+                # regardless of the rate learned meanwhile (bursts of 429s).
+                if slotted:
+                    self._keep_booking(job.id, route.id, ready_at, now)
                 if wait > self._settings.defer_threshold_s and self._allow_defer:
                     return Deferred(not_before=ready_at, attempts=tuple(run.attempts))
                 await self._sleep(wait)
@@ -212,8 +216,9 @@ class Executor:
 
     def _choose(
         self, run: _JobRun, ranked: Sequence[RouteEstimate], now: float, deadline: float | None
-    ) -> tuple[RouteEstimate, float] | str:
-        """The cheapest route worth using, and when to send to it (≤ now: at once).
+    ) -> tuple[RouteEstimate, float, bool] | str:
+        """The cheapest route worth using, when to send to it (≤ now: at once), and whether
+        that time is a booked slot.
 
         Walks the routes cheapest first. A route whose next free slot (rate limits,
         cooldown, backoff, circuit) plus expected latency would miss the deadline is
@@ -273,10 +278,11 @@ class Executor:
 
     def _take(
         self, estimate: RouteEstimate, ready: float, held: bool, now: float
-    ) -> tuple[RouteEstimate, float]:
-        if not held:
-            self._state.book(estimate.route, estimate.input_tokens + estimate.output_tokens, now)
-        return estimate, ready
+    ) -> tuple[RouteEstimate, float, bool]:
+        if held:
+            return estimate, ready, True
+        slotted = self._state.book(estimate.route, estimate.input_tokens + estimate.output_tokens, now)
+        return estimate, ready, slotted
 
     @staticmethod
     def _has_alternative(run: _JobRun, ranked: Sequence[RouteEstimate], route_id: str) -> bool:

@@ -15,6 +15,7 @@ from qroute.catalog.types import ModelSpec, ProviderSpec, Route
 from qroute.config import RoutingSettings
 from qroute.execute import CatalogInfo, Executor
 from qroute.models import Job
+from qroute.providers.base import ProviderOutcome, RateLimitSnapshot
 from qroute.resilience.state import RouteStateBook
 from qroute.worker.processing import Deferred, Finished
 
@@ -290,3 +291,52 @@ class TestHistoryAfterDeferral:
         assert isinstance(out, Finished)
         assert script.calls == ["cheap", "mid"]
         assert [a.n for a in out.cost.attempts] == [1, 2, 3]
+
+
+class TestSlotsLearnedWhileWaiting:
+    """A wait that had no slot (no rate known yet) is not held: the job books one when it wakes."""
+
+    async def test_job_books_a_slot_on_a_rate_learned_during_its_wait(self) -> None:
+        """Waiting out a quota reset with no rate known, the job must not send at the reset as if it
+        had a slot: the rate learned meanwhile (from other jobs' answers) gives it the next free one.
+        Holding the unslotted wait let every such job fire at each reset: bursts of 429s."""
+        no_quota = error(
+            429,
+            "rate_limit_exceeded",
+            "slow down",
+            {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "5s"},
+        )
+        script, clock = Script(cheap=[no_quota, ok()]), FakeClock()
+        routing = RoutingSettings()
+        state = RouteStateBook(routing, {"cheap": CHEAP.provider}, clock=clock, rng=lambda: 0.0)
+        learned = False
+
+        async def sleep_while_others_answer(seconds: float) -> None:
+            nonlocal learned
+            await clock.sleep(seconds)
+            if not learned:  # another job's answer arrives: 60/min, none left, full in 60 s
+                learned = True
+                snapshot = RateLimitSnapshot(
+                    limit_requests=60, remaining_requests=0, requests_reset_at=clock.now + 60
+                )
+                state.observe(CHEAP, ProviderOutcome("success", "done", rate_limit=snapshot), 0.0)
+
+        ex = Executor(
+            routes=[CHEAP],
+            state=state,
+            client=httpx.AsyncClient(transport=httpx.MockTransport(script)),
+            api_keys={},
+            settings=routing,
+            catalog=CatalogInfo(source="test", version="t1"),
+            clock=clock,
+            sleep=sleep_while_others_answer,
+            rng=lambda: 0.0,
+            allow_defer=False,
+        )
+        out = await finish(ex, job())
+        assert script.calls == ["cheap", "cheap"]
+        assert out.result.status == "succeeded"
+        assert state.route_state(CHEAP).pacer.learned_rate == pytest.approx(1.0)
+        # first the reset (no slot to hold), then the slot the learned rate gives: 1 s later
+        assert len(clock.slept) == 2
+        assert clock.slept[1] == pytest.approx(1.0)

@@ -279,3 +279,19 @@ class TestShare:
         """A share outside (0, 1] is a bug in the caller."""
         with pytest.raises(ValueError, match="share must be"):
             book().set_share(share)
+
+
+class TestBookReturnsWhetherASlotWasTaken:
+    """book() says whether any bucket gave a slot; without one a wait is only for a provider signal."""
+
+    def test_configured_limit_gives_a_slot(self) -> None:
+        """rpm configured: every booking takes a slot."""
+        assert book().book(SMALL, 10, now=100.0) is True
+
+    def test_nothing_known_gives_no_slot_until_a_rate_is_learned(self) -> None:
+        """No configured limit and no learned rate: no slot; after quota headers teach a rate, one."""
+        b = book()
+        assert b.book(SOLO, 10, now=100.0) is False
+        snapshot = RateLimitSnapshot(limit_requests=60, remaining_requests=0, requests_reset_at=160.0)
+        b.observe(SOLO, ProviderOutcome("success", "done", rate_limit=snapshot), 0.0, now=100.0)
+        assert b.book(SOLO, 10, now=100.0) is True

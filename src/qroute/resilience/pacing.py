@@ -165,12 +165,13 @@ class ProviderLimiter:
             ready = max(ready, self.tokens.ready_at(now, est_tokens))
         return ready
 
-    def reserve(self, now: float, est_tokens: int) -> None:
-        """Take one request and `est_tokens` from the buckets."""
+    def reserve(self, now: float, est_tokens: int) -> bool:
+        """Take one request and `est_tokens` from the buckets; False when none is configured."""
         if self.requests is not None:
             self.requests.take(now, 1)
         if self.tokens is not None:
             self.tokens.take(now, est_tokens)
+        return self.requests is not None or self.tokens is not None
 
 
 class RoutePacer:
@@ -256,15 +257,19 @@ class RoutePacer:
             return now
         return self._learned.ready_at(now, 1)
 
-    def book(self, now: float) -> None:
-        """Take the next slot on the learned request bucket for a request that will go then."""
+    def book(self, now: float) -> bool:
+        """Take the next slot on the learned request bucket for a request that will go then.
+
+        False when no rate is learned yet: there is no slot to take.
+        """
         if self._learned is None:
-            return
+            return False
         slot = self._learned.ready_at(now, 1)
         self._learned.take(now, 1)
         self._booked.append(max(slot, now))
         if len(self._booked) > MAX_BOOKED:
             self._booked.popleft()
+        return True
 
     def cool_down(self, until: float) -> None:
         """Refuse requests before `until`; an earlier end than the current one changes nothing."""

@@ -129,16 +129,19 @@ class RouteStateBook:
         self._state(route).pacer.reserve(at, est_tokens)
         self._limiter(route).reserve(at, est_tokens)
 
-    def book(self, route: Route, est_tokens: int, now: float | None = None) -> None:
+    def book(self, route: Route, est_tokens: int, now: float | None = None) -> bool:
         """Take a future slot in the provider's rpm/tpm buckets for a job that will wait for it.
 
         Bookings put the buckets into debt, so the next caller's `available_at` is
         the next free slot: waiting jobs queue instead of all aiming at one instant,
         and a job can tell from its slot whether waiting meets its deadline.
+        Returns whether any bucket gave a slot: with neither configured limits nor a
+        learned rate there is none, and the wait is only for a provider signal.
         """
         at = self._now(now)
-        self._limiter(route).reserve(at, est_tokens)
-        self._state(route).pacer.book(at)
+        configured = self._limiter(route).reserve(at, est_tokens)
+        learned = self._state(route).pacer.book(at)
+        return configured or learned
 
     def sending(self, route: Route, est_tokens: int, now: float | None = None) -> None:
         """A booked request is going out now: count it against the quota headers only."""
