@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -116,11 +116,18 @@ class Script:
 
 
 def executor(
-    script: Script, clock: FakeClock, routes: list[Route] | None = None, **settings: Any
+    script: Script,
+    clock: FakeClock,
+    routes: list[Route] | None = None,
+    *,
+    state: RouteStateBook | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    allow_defer: bool = True,
+    **settings: Any,
 ) -> Executor:
     routes = routes or [CHEAP, MID]
     routing = RoutingSettings(**settings)
-    state = RouteStateBook(
+    state = state or RouteStateBook(
         routing, {r.provider.name: r.provider for r in routes}, clock=clock, rng=lambda: 0.5
     )
     return Executor(
@@ -131,8 +138,9 @@ def executor(
         settings=routing,
         catalog=CatalogInfo(source="test", version="t1"),
         clock=clock,
-        sleep=clock.sleep,
+        sleep=sleep or clock.sleep,
         rng=lambda: 0.5,
+        allow_defer=allow_defer,
     )
 
 
@@ -321,18 +329,7 @@ class TestSlotsLearnedWhileWaiting:
                 )
                 state.observe(CHEAP, ProviderOutcome("success", "done", rate_limit=snapshot), 0.0)
 
-        ex = Executor(
-            routes=[CHEAP],
-            state=state,
-            client=httpx.AsyncClient(transport=httpx.MockTransport(script)),
-            api_keys={},
-            settings=routing,
-            catalog=CatalogInfo(source="test", version="t1"),
-            clock=clock,
-            sleep=sleep_while_others_answer,
-            rng=lambda: 0.0,
-            allow_defer=False,
-        )
+        ex = executor(script, clock, [CHEAP], state=state, sleep=sleep_while_others_answer, allow_defer=False)
         out = await finish(ex, job())
         assert script.calls == ["cheap", "cheap"]
         assert out.result.status == "succeeded"
