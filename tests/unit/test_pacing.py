@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from qroute.providers.base import RateLimitSnapshot
 from qroute.resilience.pacing import (
+    BOOKING_GRACE_S,
     LEDGER_MEMORY_S,
     MAX_SPREAD_S,
     ProviderLimiter,
@@ -322,6 +323,36 @@ class TestLearnedRequestBucket:
         assert pacer.available_at(100.0, 10) == 100.0  # 1.5 - 1 > 0
         pacer.reserve(100.0, 10)
         assert pacer.available_at(100.0, 10) == 130.0
+
+    def test_a_booking_past_its_slot_but_unsent_still_counts(self) -> None:
+        """A job sending late (back from a delay topic, or after a cooldown) keeps its place: its
+        slot is not handed out again when a snapshot newer than the slot arrives."""
+        pacer = RoutePacer()
+        pacer.observe_snapshot(self.snapshot(0, 60.0, 100.0), sent_at=100.0, received_at=100.0)
+        for _ in range(3):
+            pacer.book(100.0)  # slots 100.1, 100.2, 100.3, none sent yet
+        pacer.observe_snapshot(self.snapshot(0, 60.0, 100.5), sent_at=100.5, received_at=100.5)
+        assert pacer.learned_ready_at(100.5) == pytest.approx(100.5 + 0.4)
+
+    def test_a_sent_booking_counts_once(self) -> None:
+        """Sent after the snapshot's request: counted (ledger); sent before it: in the provider's count."""
+        pacer = RoutePacer()
+        pacer.observe_snapshot(self.snapshot(0, 60.0, 100.0), sent_at=100.0, received_at=100.0)
+        pacer.book(100.0)
+        pacer.reserve(100.1, 10)  # the booked request goes out
+        pacer.observe_snapshot(self.snapshot(0, 60.0, 100.05), sent_at=100.05, received_at=100.05)
+        assert pacer.learned_ready_at(100.05) == pytest.approx(100.05 + 0.2)
+        pacer.observe_snapshot(self.snapshot(0, 60.0, 100.2), sent_at=100.2, received_at=100.2)
+        assert pacer.learned_ready_at(100.2) == pytest.approx(100.2 + 0.1)
+
+    def test_a_booking_never_sent_is_forgotten_after_the_grace(self) -> None:
+        """A booking whose job failed or moved on stops holding the bucket BOOKING_GRACE_S after its slot."""
+        pacer = RoutePacer()
+        pacer.observe_snapshot(self.snapshot(0, 60.0, 100.0), sent_at=100.0, received_at=100.0)
+        pacer.book(100.0)  # slot 100.1, never sent
+        later = 100.1 + BOOKING_GRACE_S + 1
+        pacer.observe_snapshot(self.snapshot(0, 60.0, later), sent_at=later, received_at=later)
+        assert pacer.learned_ready_at(later) == pytest.approx(later + 0.1)
 
     def test_a_newer_snapshot_keeps_bookings_it_does_not_reflect(self) -> None:
         """Slots booked after the snapshot's request was sent stay taken when the snapshot is adopted."""

@@ -56,6 +56,11 @@ FIRST_ANSWER_POLL_S = 0.1
 MAX_BOOKED = 100_000
 """Bound on remembered bookings per route."""
 
+BOOKING_GRACE_S = 30.0
+"""A booking still unsent this long after its slot is forgotten: its job failed, chose
+another route or moved to another worker. Jobs parked on a delay topic come back at their
+slot, well within this."""
+
 LEDGER_MEMORY_S = 600.0
 """How long a reservation is remembered while no newer snapshot covers it; longer
 than any call may take, so it is only a bound on memory."""
@@ -199,7 +204,7 @@ class RoutePacer:
         """Request refill rate (per second) derived from the quota headers, once known."""
         self._learned: TokenBucket | None = None
         self._booked: deque[float] = deque()
-        """Slots (epoch seconds) booked on the learned bucket, oldest first."""
+        """Slots (epoch seconds) booked on the learned bucket and not sent yet, oldest first."""
 
     @property
     def snapshot(self) -> RateLimitSnapshot | None:
@@ -245,10 +250,16 @@ class RoutePacer:
         bucket = TokenBucket.starting_at(
             self.learned_rate * share, max(1.0, limit * share), remaining * share, sent_at
         )
-        while self._booked and self._booked[0] <= sent_at:
-            self._booked.popleft()  # sent before this request: the provider's count includes them
-        if self._booked:
-            bucket.take(sent_at, len(self._booked))  # booked after this request: not in its count
+        # Not in the provider's count: requests sent after this one (the ledger, already
+        # trimmed to after `sent_at`) and booked requests not sent yet, whatever their slot.
+        # Judging bookings by slot time instead forgot every job that sends after its slot
+        # (back late from a delay topic, or waiting out a cooldown) and gave its slot away.
+        horizon = sent_at - BOOKING_GRACE_S
+        while self._booked and self._booked[0] < horizon:
+            self._booked.popleft()
+        pending = len(self._booked) + len(self._ledger)
+        if pending:
+            bucket.take(sent_at, pending)
         self._learned = bucket
 
     def learned_ready_at(self, now: float) -> float:
@@ -300,7 +311,13 @@ class RoutePacer:
         return ready
 
     def reserve(self, now: float, est_tokens: int) -> None:
-        """Count a request about to be sent against the last snapshot's remaining budget."""
+        """Count a request about to be sent against the last snapshot's remaining budget.
+
+        It uses up the oldest booking (every send was booked when a rate was known):
+        from here on the ledger accounts for it.
+        """
+        if self._booked:
+            self._booked.popleft()
         self._ledger.append((now, est_tokens))
         self._ledger_tokens += est_tokens
         self._forget_until(now - LEDGER_MEMORY_S)
