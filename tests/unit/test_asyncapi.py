@@ -135,6 +135,12 @@ class TestWorkerDocument:
         for action in (RECEIVE, SEND):
             assert "qroute-not-before" in channel_for(worker_doc, "acme.wait.7s", action)["description"]
 
+    def test_descriptions_have_no_unfilled_placeholders(self, worker_doc: dict[str, Any]) -> None:
+        """Header names are filled in (a missing f-prefix once left `{headers.NOT_BEFORE}` in the text)."""
+        text = json.dumps(worker_doc)
+        assert "{headers." not in text
+        assert "qroute-not-before" in text
+
     def test_messages_claim_no_correlation_header(self, worker_doc: dict[str, Any]) -> None:
         """The worker's records carry no correlation_id header, so no message says they do."""
         messages = worker_doc["components"]["messages"].values()

@@ -55,7 +55,8 @@ def _delay_description(tier_s: int) -> str:
     return (
         f"Parked jobs (the original Job bytes, keyed by job id) that must wait, tier {tier_s}s: jobs "
         "whose next route is not ready (rate limit, backoff) for longer than "
-        "`routing.defer_threshold_s`, or retried once after the processor raised. Each record has a not-before header ({headers.NOT_BEFORE}); the worker reads "
+        "`routing.defer_threshold_s`, or retried once after the processor raised. Each record has a "
+        f"not-before header ({headers.NOT_BEFORE}); the worker reads "
         "the partition in order, pausing it until its head record is due, in the same consumer group "
         f"and with the same at-least-once commits as the jobs topic. {DELAY_HEADERS}"
     )
