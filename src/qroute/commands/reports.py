@@ -23,7 +23,7 @@ from rich.table import Table
 from qroute.client.costs import DIMENSIONS, CostLine, CostTotals
 from qroute.client.errors import ClientError
 from qroute.client.tail import Record, Start, TopicTail
-from qroute.commands.topics import BootstrapOption, ConfigOption, settings_for
+from qroute.commands.options import BootstrapOption, ConfigOption, settings_for
 from qroute.config import KafkaSettings
 from qroute.kafka import KafkaConfigError
 from qroute.models import CostRecord, Result

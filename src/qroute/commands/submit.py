@@ -47,7 +47,7 @@ from qroute.batchfile import (
 from qroute.catalog.load import build_catalog
 from qroute.client import ClientError, QRouteClient
 from qroute.client.bulk import BatchOutcome, BatchProgress, run_batch
-from qroute.commands.topics import BootstrapOption, ConfigOption, settings_for
+from qroute.commands.options import BootstrapOption, ConfigOption, settings_for
 from qroute.config import Settings
 from qroute.kafka import KafkaConfigError
 from qroute.money import usd

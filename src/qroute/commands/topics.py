@@ -3,41 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-from typing import Annotated
 
 import typer
 from aiokafka.errors import KafkaError
 
-from qroute.config import ConfigError, Settings, load_settings
+from qroute.commands.options import BootstrapOption, ConfigOption, fail, settings_for
 from qroute.kafka import KafkaConfigError
 from qroute.worker.topics import TopicAdminError, create_topics, missing_topics, required_topics
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", exists=True, dir_okay=False, help="qroute.toml to read."),
-]
-BootstrapOption = Annotated[
-    str | None,
-    typer.Option("--bootstrap", "-b", help="host:port of the broker; overrides kafka.bootstrap_servers."),
-]
-
-
-def settings_for(path: Path | None, bootstrap: str | None) -> Settings:
-    """Settings from the file and environment, with `--bootstrap` applied on top."""
-    try:
-        settings = load_settings(path)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-    if bootstrap:
-        kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap})
-        settings = settings.model_copy(update={"kafka": kafka})
-    return settings
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +23,7 @@ def register(app: typer.Typer) -> None:
         try:
             created = asyncio.run(create_topics(settings))
         except (KafkaConfigError, KafkaError, TopicAdminError) as exc:
-            raise _fail(str(exc) or type(exc).__name__) from None
+            raise fail(str(exc) or type(exc).__name__) from None
         for spec in required_topics(settings):
             state = "created" if spec.name in created else "exists"
             typer.echo(f"{state:8} {spec.name} (partitions={spec.partitions}, rf={spec.replication_factor})")
@@ -63,7 +35,7 @@ def register(app: typer.Typer) -> None:
         try:
             missing = asyncio.run(missing_topics(settings))
         except (KafkaConfigError, KafkaError) as exc:
-            raise _fail(str(exc) or type(exc).__name__) from None
+            raise fail(str(exc) or type(exc).__name__) from None
         for spec in required_topics(settings):
             typer.echo(f"{'missing' if spec.name in missing else 'ok':8} {spec.name}")
         if missing:

@@ -7,7 +7,7 @@ import asyncio
 import typer
 from aiokafka.errors import KafkaError
 
-from qroute.commands.topics import BootstrapOption, ConfigOption, settings_for
+from qroute.commands.options import BootstrapOption, ConfigOption, settings_for
 from qroute.config import ConfigError
 from qroute.kafka import KafkaConfigError
 from qroute.observability.logging import configure_logging
