@@ -132,8 +132,8 @@ class WorkerSettings(_Section):
         default=100,
         ge=1,
         description=(
-            "Also commit as soon as this many records finished since the last commit: "
-            "a crash repeats at most about this many finished jobs (and pays for their calls again)."
+            "Also commit as soon as the committable offsets moved this many records since the "
+            "last commit: bounds what a crash repeats (and pays for again) by a count."
         ),
     )
     drain_timeout_s: float = Field(

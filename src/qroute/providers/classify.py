@@ -320,10 +320,6 @@ def _rate_limit_wait(error: ProviderError, snapshot: RateLimitSnapshot | None, n
     return wait_from_snapshot(snapshot, now)
 
 
-_BAD_SCHEME: type[Exception] = getattr(aiohttp, "NonHttpUrlClientError", aiohttp.InvalidURL)
-"""aiohttp >= 3.10 refuses a non-HTTP URL with NonHttpUrlClientError, which is not an InvalidURL."""
-
-
 def outcome_for_transport_error(exc: BaseException) -> ProviderOutcome:
     """A request that got no HTTP answer: timeouts and broken connections retry.
 
@@ -336,8 +332,12 @@ def outcome_for_transport_error(exc: BaseException) -> ProviderOutcome:
 
 
 def _transport_table(exc: BaseException) -> tuple[AttemptOutcome, AttemptAction]:
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL | aiohttp.InvalidURL | _BAD_SCHEME):
-        return "connection_error", "failover"  # misconfigured base URL: retrying cannot help
+    if isinstance(
+        exc, httpx.UnsupportedProtocol | httpx.InvalidURL | aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError
+    ):
+        # misconfigured base URL (aiohttp's NonHttpUrlClientError, for a non-HTTP scheme,
+        # is not an InvalidURL): retrying cannot help
+        return "connection_error", "failover"
     cause = exc.__cause__
     if isinstance(cause, aiohttp.ClientError) and not isinstance(cause, TimeoutError):
         # An httpx error wrapping a non-timeout aiohttp one (httpx-aiohttp reported

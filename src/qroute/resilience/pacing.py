@@ -149,7 +149,6 @@ class ProviderLimiter:
         self, rpm: int | None, tpm: int | None, *, burst_s: float = BURST_S, share: float = 1.0
     ) -> None:
         self._rpm, self._tpm, self._burst_s = rpm, tpm, burst_s
-        self.share = share
         self.requests = None if rpm is None else TokenBucket.per_minute(rpm * share, burst_s=burst_s)
         self.tokens = None if tpm is None else TokenBucket.per_minute(tpm * share, burst_s=burst_s)
 
